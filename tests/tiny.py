@@ -1,0 +1,79 @@
+"""Tiny random models, tokenizers and synthetic data for the trainer tests (no downloads)."""
+
+from __future__ import annotations
+
+import random
+
+import datasets
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
+from transformers import BertConfig, BertForTokenClassification, PreTrainedTokenizerFast
+
+
+SYNTH_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+WORDS = [f"w{i}" for i in range(30)]
+
+
+def word_tokenizer() -> PreTrainedTokenizerFast:
+    """A whitespace word-level BERT-style tokenizer over `w0`..`w29` ([CLS] x [SEP])."""
+    vocab = {tok: i for i, tok in enumerate(SPECIALS + WORDS)}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]"
+    )
+
+
+def tiny_bert(num_labels: int = len(SYNTH_LABELS), seed: int = 0, hidden: int = 32) -> BertForTokenClassification:
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(SPECIALS) + len(WORDS), hidden_size=hidden, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=2 * hidden, max_position_embeddings=64, num_labels=num_labels,
+        id2label=dict(enumerate(SYNTH_LABELS)), label2id={n: i for i, n in enumerate(SYNTH_LABELS)},
+    )
+    return BertForTokenClassification(config)
+
+
+def synthetic_sentence(rng: random.Random) -> tuple[list[str], list[int]]:
+    """Words w10-w14 start a person, w15-w19 continue it; w20-w24 start a location, w25-w29 continue it; rest O."""
+    tokens, tags = [], []
+    while len(tokens) < rng.randint(4, 10):
+        kind = rng.random()
+        if kind < 0.2:
+            tokens += [f"w{rng.randint(10, 14)}", f"w{rng.randint(15, 19)}"]
+            tags += [1, 2]
+        elif kind < 0.35:
+            tokens += [f"w{rng.randint(20, 24)}"] + ([f"w{rng.randint(25, 29)}"] if rng.random() < 0.5 else [])
+            tags += [3] + ([4] if len(tokens) > len(tags) + 1 else [])
+        else:
+            tokens.append(f"w{rng.randint(0, 9)}")
+            tags.append(0)
+    return tokens, tags
+
+
+def synthetic_dataset(num_sentences: int, seed: int = 0, tokenized: bool = True) -> datasets.Dataset:
+    """Synthetic NER data; tokenized as `[CLS] words [SEP]` with labels -100 on the specials."""
+    rng = random.Random(seed)
+    rows = [synthetic_sentence(rng) for _ in range(num_sentences)]
+    if not tokenized:
+        features = datasets.Features(
+            {
+                "tokens": datasets.Sequence(datasets.Value("string")),
+                "ner_tags": datasets.Sequence(datasets.ClassLabel(names=SYNTH_LABELS)),
+            }
+        )
+        return datasets.Dataset.from_dict(
+            {"tokens": [r[0] for r in rows], "ner_tags": [r[1] for r in rows]}, features=features
+        )
+    offset = len(SPECIALS)
+    return datasets.Dataset.from_dict(
+        {
+            "input_ids": [[2] + [offset + int(w[1:]) for w in toks] + [3] for toks, _ in rows],
+            "attention_mask": [[1] * (len(toks) + 2) for toks, _ in rows],
+            "labels": [[-100] + tags + [-100] for _, tags in rows],
+        }
+    )

@@ -1,0 +1,151 @@
+"""`TokenLevelRLConfig`: the training arguments of [`TokenLevelRLTrainer`]."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from transformers import TrainingArguments
+
+from .core import BASELINES
+
+
+@dataclass
+class TokenLevelRLConfig(TrainingArguments):
+    r"""
+    Configuration of [`TokenLevelRLTrainer`]. Only the fields specific to token-level RL are listed here; see
+    [`~transformers.TrainingArguments`] for the rest. Every field is a command-line flag through
+    [`~trl.TrlParser`] / [`~transformers.HfArgumentParser`] and a key of the recipes' YAML files.
+
+    The loss of one step is
+
+        loss = rl_coef * PG + ce_coef * CE + kl_coef * KL(policy || reference) - entropy_coef * H(policy)
+
+    where every term is a sum over active tokens (word positions with a gold label) divided by the number of
+    active tokens in the whole optimizer step, across gradient accumulation and processes.
+    """
+
+    # > Model loading
+    model_init_kwargs: dict[str, Any] | str | None = field(
+        default=None,
+        metadata={"help": "Keyword arguments for `from_pretrained` when `model` is given as a name or path."},
+    )
+    trust_remote_code: bool = field(
+        default=False,
+        metadata={"help": "Allow model code from the Hub. Off by default: only enable it for repositories you trust."},
+    )
+    disable_dropout: bool = field(
+        default=False,
+        metadata={
+            "help": "Set every dropout probability to 0. Makes the KL to the reference exact at step 0 and sampling "
+            "reproducible; plain fine-tuning usually keeps dropout as a regulariser."
+        },
+    )
+    # > Data
+    max_length: int = field(
+        default=128,
+        metadata={
+            "help": "Maximum sub-word length when the trainer tokenizes `tokens`/`ner_tags` datasets itself. Longer "
+            "sentences are truncated and counted in one warning."
+        },
+    )
+    label_all_tokens: bool = field(
+        default=False,
+        metadata={"help": "Label continuation sub-tokens too (B-X becomes I-X). Default: first sub-token only."},
+    )
+    remove_unused_columns: bool = field(
+        default=False,
+        metadata={
+            "help": "Kept False so the dataset's other columns reach the reward functions as keyword arguments."
+        },
+    )
+    # > Sampling
+    num_samples: int = field(
+        default=4,
+        metadata={"help": "K: label sequences sampled per sentence. More = lower-variance gradients, more reward calls."},
+    )
+    temperature: float = field(
+        default=1.0,
+        metadata={
+            "help": "Sampling temperature. Training log-probabilities use the same temperature, so the gradient is "
+            "that of the sampling policy."
+        },
+    )
+    # > Advantages
+    baseline: str = field(
+        default="greedy",
+        metadata={
+            "help": "Per-token baseline: 'greedy' (self-critic: the reward of the argmax labels), 'leave_one_out' "
+            "(mean of the other K-1 samples; needs K>=2), 'batch_mean' (depends on how the batch is split, so it is "
+            "not invariant to gradient accumulation), or 'none' (plain REINFORCE, high variance)."
+        },
+    )
+    whiten_advantages: bool = field(
+        default=False,
+        metadata={
+            "help": "Standardise advantages over the micro-batch's active tokens. Steadier step sizes, but the scale "
+            "then depends on the micro-batch, not only on the rewards."
+        },
+    )
+    reward_weights: list[float] | None = field(
+        default=None,
+        metadata={"help": "Weight of each reward function (same order). Default: 1.0 for every reward."},
+    )
+    # > Loss
+    rl_coef: float = field(default=1.0, metadata={"help": "Weight of the policy-gradient term. 0 = plain fine-tuning."})
+    ce_coef: float = field(
+        default=1.0,
+        metadata={"help": "Weight of the supervised cross-entropy term. 0 = learn from rewards alone."},
+    )
+    kl_coef: float = field(
+        default=0.0,
+        metadata={
+            "help": "Weight of the exact KL(policy || reference) summed over labels. If 0.0 no reference forward "
+            "runs. The reference is the starting model, frozen (under PEFT: the base with adapters disabled)."
+        },
+    )
+    entropy_coef: float = field(
+        default=0.0,
+        metadata={"help": "Entropy bonus weight. Keeps sampling exploratory; too high and the policy stays uniform."},
+    )
+    # > Schedule
+    rl_start_step: int = field(
+        default=0,
+        metadata={
+            "help": "Optimizer step at which the RL term switches on; before it the loss is CE only (no sampling, no "
+            "reward calls). A CE warm-up lets rewards start from a sensible policy."
+        },
+    )
+    rl_start_epoch: float | None = field(
+        default=None,
+        metadata={"help": "Like `rl_start_step` but in epochs (e.g. 1.0). If set, it takes precedence."},
+    )
+    reset_reference_at_rl_start: bool = field(
+        default=False,
+        metadata={
+            "help": "When RL switches on, make the reference a frozen copy of the model at that moment (the warmed-up "
+            "model) instead of the starting model. Costs one model copy in memory."
+        },
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {self.num_samples}.")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}; for greedy decoding set rl_coef=0.")
+        if self.baseline not in BASELINES:
+            raise ValueError(f"baseline must be one of {BASELINES}, got {self.baseline!r}.")
+        if self.baseline == "leave_one_out" and self.num_samples < 2:
+            raise ValueError("baseline='leave_one_out' needs num_samples >= 2: raise num_samples or use 'greedy'.")
+        for name in ("rl_coef", "ce_coef", "kl_coef", "entropy_coef"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
+        if self.rl_coef == 0 and self.ce_coef == 0:
+            raise ValueError("rl_coef and ce_coef are both 0: nothing would be learned. Set one of them > 0.")
+        if self.rl_start_step < 0:
+            raise ValueError(f"rl_start_step must be >= 0, got {self.rl_start_step}.")
+        if self.reset_reference_at_rl_start and self.kl_coef == 0:
+            raise ValueError("reset_reference_at_rl_start needs kl_coef > 0 (the reference is only used by the KL).")
+        if self.reward_weights is not None and any(w is None for w in self.reward_weights):
+            raise ValueError(f"reward_weights must be numbers, got {self.reward_weights}.")
