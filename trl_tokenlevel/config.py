@@ -104,6 +104,17 @@ class TokenLevelRLConfig(TrainingArguments):
             "runs. The reference is the starting model, frozen (under PEFT: the base with adapters disabled)."
         },
     )
+    target_kl: float | None = field(
+        default=None,
+        metadata={
+            "help": "If set, the KL coefficient adapts toward this per-token KL (Ziegler et al., 2019), starting "
+            "from `kl_coef`. If None, `kl_coef` stays fixed."
+        },
+    )
+    kl_horizon: int = field(
+        default=10000,
+        metadata={"help": "Horizon (steps) of the adaptive KL controller: larger = slower changes of the coefficient."},
+    )
     entropy_coef: float = field(
         default=0.0,
         metadata={"help": "Entropy bonus weight. Keeps sampling exploratory; too high and the policy stays uniform."},
@@ -147,5 +158,7 @@ class TokenLevelRLConfig(TrainingArguments):
             raise ValueError(f"rl_start_step must be >= 0, got {self.rl_start_step}.")
         if self.reset_reference_at_rl_start and self.kl_coef == 0:
             raise ValueError("reset_reference_at_rl_start needs kl_coef > 0 (the reference is only used by the KL).")
+        if self.target_kl is not None and self.kl_coef == 0:
+            raise ValueError("target_kl needs an initial kl_coef > 0 (the adaptive controller scales it).")
         if self.reward_weights is not None and any(w is None for w in self.reward_weights):
             raise ValueError(f"reward_weights must be numbers, got {self.reward_weights}.")

@@ -39,6 +39,7 @@ from .core import (
     token_advantages,
     token_cross_entropy,
 )
+from .kl_control import make_kl_controller
 from .rewards import EntitySpanReward, TokenAccuracyReward, compute_token_rewards, reward_name
 
 
@@ -178,6 +179,7 @@ class TokenLevelRLTrainer(Trainer):
         if args.kl_coef > 0 and not _is_peft_model(self.model):
             self.ref_model = self._frozen_copy(self.model)
         self._reference_was_reset = False
+        self.kl_controller = make_kl_controller(args.kl_coef, args.target_kl, args.kl_horizon)
         self._metrics: dict[str, dict[str, list[float]]] = {"train": defaultdict(lambda: [0.0, 0.0])}
         if hasattr(self.model, "add_model_tags"):
             self.model.add_model_tags(self._tag_names)
@@ -272,8 +274,9 @@ class TokenLevelRLTrainer(Trainer):
             loss_sum = loss_sum + args.rl_coef * self._policy_gradient_sum(logits, labels, mask, extras)
         if args.kl_coef > 0:
             kl = exact_kl(logits, self._reference_logits(model, forward_inputs)[:, -labels.shape[1] :], args.temperature)
-            loss_sum = loss_sum + args.kl_coef * masked_sum(kl, mask)
+            loss_sum = loss_sum + self.kl_controller.value * masked_sum(kl, mask)
             self._record("kl", masked_sum(kl.detach(), mask), num_active)
+            self._record("kl_coef", self.kl_controller.value, 1)
         self._record("rl_active", float(self.rl_active()), 1)
         return loss_sum / denominator
 
@@ -320,6 +323,8 @@ class TokenLevelRLTrainer(Trainer):
             if "advantages/sq_mean" in means:
                 variance = max(means.pop("advantages/sq_mean") - means["advantages/mean"] ** 2, 0.0)
                 means["advantages/std"] = variance**0.5
+            if "kl" in means:
+                self.kl_controller.update(means["kl"], num_steps=max(self.args.logging_steps, 1))
             logs = {**logs, **means}
             self._metrics["train"].clear()
         super().log(logs, start_time)
