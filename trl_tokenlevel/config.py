@@ -8,6 +8,8 @@ from typing import Any
 from transformers import TrainingArguments
 
 from .core import BASELINES
+from .multi_objective import COMBINATIONS, Constraint
+from .schedules import build_schedule, build_schedules, parse_json_field
 
 
 @dataclass
@@ -139,6 +141,82 @@ class TokenLevelRLConfig(TrainingArguments):
         },
     )
 
+    # > Dynamic rewards and multi-objective combination (docs/dynamic_rewards.md)
+    reward_weight_schedules: list[Any] | str | None = field(
+        default=None,
+        metadata={
+            "help": "One schedule per reward (same order), overriding `reward_weights` over time: a number, None "
+            "(keep the fixed weight) or a spec such as {'type': 'linear', 'start': 0.0, 'end': 1.0, 'steps': 500}. "
+            "Types: constant, linear, cosine, step, warmup (see `trl_tokenlevel/schedules.py`). A JSON string on "
+            "the command line."
+        },
+    )
+    ce_coef_schedule: dict[str, Any] | str | None = field(
+        default=None,
+        metadata={
+            "help": "Schedule of the CE weight, overriding `ce_coef` (e.g. cosine 1 -> 0 for a CE-to-RL hand-over). "
+            "JSON string on the command line."
+        },
+    )
+    rl_coef_schedule: dict[str, Any] | str | None = field(
+        default=None,
+        metadata={
+            "help": "Schedule of the policy-gradient weight, overriding `rl_coef` (e.g. linear 0 -> 1). While it is 0 "
+            "no labels are sampled and no reward is called."
+        },
+    )
+    reward_combination: str = field(
+        default="weighted_sum",
+        metadata={
+            "help": "'weighted_sum' (sum of w_i r_i), 'normalize_then_sum' (each reward standardised by its running "
+            "mean/std over active tokens first: rewards on different scales weigh as their weights say, but a "
+            "reward's absolute level is lost), or 'constrained' (maximise the unconstrained rewards subject to "
+            "`constraints`, with Lagrange multipliers)."
+        },
+    )
+    reward_norm_momentum: float = field(
+        default=0.99,
+        metadata={"help": "Momentum of the running reward mean/std ('normalize_then_sum'). Higher = steadier, slower."},
+    )
+    constraints: list[dict[str, Any]] | str | None = field(
+        default=None,
+        metadata={
+            "help": "For 'constrained': list of {'reward': <name>, 'threshold': float, 'statistic': 'mean' | a "
+            "statistic the reward exposes, e.g. 'precision'}. The measured value is a ratio of sums over the "
+            "sampled sequences of one optimizer step."
+        },
+    )
+    lagrange_lr: float = field(
+        default=0.05,
+        metadata={"help": "Step size of the Lagrange multipliers per optimizer step. Larger = faster, more oscillation."},
+    )
+    lagrange_init: float = field(default=0.0, metadata={"help": "Starting value of every Lagrange multiplier."})
+    lagrange_max: float = field(default=100.0, metadata={"help": "Cap on every Lagrange multiplier."})
+    # > Online learning (`trainer.learn_online`, docs/online.md)
+    online_batch_size: int = field(
+        default=8, metadata={"help": "New stream examples consumed per online update."}
+    )
+    replay_buffer_size: int = field(
+        default=0,
+        metadata={
+            "help": "Examples kept by reservoir sampling over everything seen (including the initial training set "
+            "if `learn_online(seed_examples=...)`). 0 = no replay: fastest, forgets most."
+        },
+    )
+    replay_batch_size: int = field(
+        default=8, metadata={"help": "Replayed examples mixed into each online update (when the buffer is not empty)."}
+    )
+    online_eval_steps: int = field(
+        default=0, metadata={"help": "Evaluate on the held-out old and new data every this many online updates (0 = never)."}
+    )
+    online_save_steps: int = field(
+        default=0,
+        metadata={
+            "help": "Save an online checkpoint (model, optimizer, buffer, stream position, RNG) every this many "
+            "updates (0 = never); `learn_online(resume_from_checkpoint=...)` continues from it."
+        },
+    )
+
     def __post_init__(self):
         super().__post_init__()
         if self.num_samples < 1:
@@ -152,7 +230,7 @@ class TokenLevelRLConfig(TrainingArguments):
         for name in ("rl_coef", "ce_coef", "kl_coef", "entropy_coef"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
-        if self.rl_coef == 0 and self.ce_coef == 0:
+        if self.rl_coef == 0 and self.ce_coef == 0 and self.rl_coef_schedule is None and self.ce_coef_schedule is None:
             raise ValueError("rl_coef and ce_coef are both 0: nothing would be learned. Set one of them > 0.")
         if self.rl_start_step < 0:
             raise ValueError(f"rl_start_step must be >= 0, got {self.rl_start_step}.")
@@ -162,3 +240,37 @@ class TokenLevelRLConfig(TrainingArguments):
             raise ValueError("target_kl needs an initial kl_coef > 0 (the adaptive controller scales it).")
         if self.reward_weights is not None and any(w is None for w in self.reward_weights):
             raise ValueError(f"reward_weights must be numbers, got {self.reward_weights}.")
+        self._check_dynamic_rewards()
+
+    def _check_dynamic_rewards(self) -> None:
+        """Decode the JSON-string forms and build every schedule once, so a bad spec fails here, not mid-training."""
+        self.reward_weight_schedules = parse_json_field(self.reward_weight_schedules, "reward_weight_schedules")
+        if self.reward_weight_schedules is not None:
+            n = len(self.reward_weight_schedules)
+            build_schedules(self.reward_weight_schedules, n, [1.0] * n, "reward_weight_schedules")
+        for name in ("ce_coef_schedule", "rl_coef_schedule"):
+            setattr(self, name, parse_json_field(getattr(self, name), name))
+            if getattr(self, name) is not None:
+                build_schedule(getattr(self, name), name)
+        if self.reward_combination not in COMBINATIONS:
+            raise ValueError(f"reward_combination must be one of {COMBINATIONS}, got {self.reward_combination!r}.")
+        self.constraints = parse_json_field(self.constraints, "constraints")
+        if self.reward_combination == "constrained":
+            if not self.constraints:
+                raise ValueError(
+                    "reward_combination='constrained' needs `constraints`, e.g. "
+                    "[{'reward': 'SpanPrecisionReward', 'threshold': 0.9, 'statistic': 'precision'}]."
+                )
+            for i, spec in enumerate(self.constraints):
+                Constraint.from_spec(spec, [], f"constraints[{i}]")
+        elif self.constraints:
+            raise ValueError("`constraints` are only used with reward_combination='constrained': set it or drop them.")
+        if not 0.0 <= self.reward_norm_momentum < 1.0:
+            raise ValueError(f"reward_norm_momentum must be in [0, 1), got {self.reward_norm_momentum}.")
+        if self.lagrange_lr < 0 or self.lagrange_init < 0:
+            raise ValueError(f"lagrange_lr and lagrange_init must be >= 0, got {self.lagrange_lr}, {self.lagrange_init}.")
+        for name in ("online_batch_size", "replay_buffer_size", "replay_batch_size", "online_eval_steps", "online_save_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
+        if self.online_batch_size == 0:
+            raise ValueError("online_batch_size must be >= 1 (new examples per online update).")

@@ -39,6 +39,13 @@ from .core import (
     token_advantages,
     token_cross_entropy,
 )
+from .dynamic import (
+    DynamicRewardsCallback,
+    build_coef_schedules,
+    build_reward_combiner,
+    load_dynamic_state_file,
+    unique_reward_names,
+)
 from .kl_control import make_kl_controller
 from .rewards import EntitySpanReward, TokenAccuracyReward, compute_token_rewards, reward_name
 
@@ -180,6 +187,14 @@ class TokenLevelRLTrainer(Trainer):
             self.ref_model = self._frozen_copy(self.model)
         self._reference_was_reset = False
         self.kl_controller = make_kl_controller(args.kl_coef, args.target_kl, args.kl_horizon)
+        reduce = None
+        if self.accelerator.num_processes > 1:
+            def reduce(values):
+                return self.accelerator.reduce(values.to(self.args.device), reduction="sum").cpu()
+        self.reward_names = unique_reward_names([reward_name(f) for f in self.reward_funcs])
+        self.reward_combiner = build_reward_combiner(args, self.reward_names, self.reward_weights, reduce)
+        self.coef_schedules = build_coef_schedules(args)
+        self.add_callback(DynamicRewardsCallback(self))
         self._metrics: dict[str, dict[str, list[float]]] = {"train": defaultdict(lambda: [0.0, 0.0])}
         if hasattr(self.model, "add_model_tags"):
             self.model.add_model_tags(self._tag_names)
@@ -214,9 +229,13 @@ class TokenLevelRLTrainer(Trainer):
         return reference.to(self.args.device)
 
     # ------------------------------------------------------------------ the step
+    def loss_coefficients(self) -> dict[str, float]:
+        """`{"ce": ..., "rl": ...}` at the current optimizer step (constants unless `*_coef_schedule` is set)."""
+        return {name: float(schedule(self.state.global_step)) for name, schedule in self.coef_schedules.items()}
+
     def rl_active(self) -> bool:
-        """Whether the RL term is on at the current step (see `rl_start_step` / `rl_start_epoch`)."""
-        if self.args.rl_coef == 0:
+        """Whether the RL term is on at the current step (see `rl_start_step` / `rl_start_epoch`, `rl_coef_schedule`)."""
+        if self.loss_coefficients()["rl"] == 0:
             return False
         if self.args.rl_start_epoch is not None:
             return (self.state.epoch or 0.0) >= self.args.rl_start_epoch
@@ -259,8 +278,9 @@ class TokenLevelRLTrainer(Trainer):
             # num_items_in_batch is then the global count, and DDP averages gradients over processes.
             denominator = denominator / self.accelerator.num_processes
 
+        coefs = self.loss_coefficients()
         ce = token_cross_entropy(logits, labels)  # (B, T)
-        loss_sum = args.ce_coef * masked_sum(ce, mask)
+        loss_sum = coefs["ce"] * masked_sum(ce, mask)
         self._record("ce_loss", masked_sum(ce.detach(), mask), num_active)
         entropy = exact_entropy(logits, args.temperature)  # (B, T)
         if args.entropy_coef > 0:
@@ -271,12 +291,11 @@ class TokenLevelRLTrainer(Trainer):
             if args.reset_reference_at_rl_start and not self._reference_was_reset:
                 self.ref_model = self._frozen_copy(model)
                 self._reference_was_reset = True
-            loss_sum = loss_sum + args.rl_coef * self._policy_gradient_sum(logits, labels, mask, extras)
+            loss_sum = loss_sum + coefs["rl"] * self._policy_gradient_sum(logits, labels, mask, extras)
         if args.kl_coef > 0:
             kl = exact_kl(logits, self._reference_logits(model, forward_inputs)[:, -labels.shape[1] :], args.temperature)
             loss_sum = loss_sum + self.kl_controller.value * masked_sum(kl, mask)
             self._record("kl", masked_sum(kl.detach(), mask), num_active)
-            self._record("kl_coef", self.kl_controller.value, 1)
         self._record("rl_active", float(self.rl_active()), 1)
         return loss_sum / denominator
 
@@ -286,10 +305,19 @@ class TokenLevelRLTrainer(Trainer):
         samples = sample_actions(logits, num_samples, args.temperature)  # (K, B, T)
         greedy = logits.detach().argmax(-1)  # (B, T)
         actions = torch.cat([samples, greedy.unsqueeze(0)])  # (K+1, B, T): one reward call for both
-        total, per_reward = compute_token_rewards(
+        _, per_reward = compute_token_rewards(
             self.reward_funcs, self.reward_weights, actions, labels, mask, self.label_list,
             trainer_state=self.state, **extras,
         )
+        # Running statistics and constraint measurements use the K samples only, never the greedy row.
+        sampled_rewards = {name: values[:num_samples] for name, values in per_reward.items()}
+        functions = dict(zip(self.reward_names, self.reward_funcs))
+        measurements = self.reward_combiner.measure(
+            sampled_rewards, mask,
+            lambda name: functions[name].statistics(samples, labels, mask, self.label_list, **extras),
+        )
+        self.reward_combiner.observe(sampled_rewards, mask, measurements)
+        total = self.reward_combiner.combine(per_reward, mask, self.state.global_step)  # (K+1, B, T)
         rewards, greedy_rewards = total[:num_samples], total[num_samples]
         advantages = token_advantages(
             rewards, mask, args.baseline, greedy_rewards=greedy_rewards, whiten=args.whiten_advantages
@@ -325,6 +353,35 @@ class TokenLevelRLTrainer(Trainer):
                 means["advantages/std"] = variance**0.5
             if "kl" in means:
                 self.kl_controller.update(means["kl"], num_steps=max(self.args.logging_steps, 1))
-            logs = {**logs, **means}
+            logs = {**logs, **means, **self.dynamic_log_values()}
             self._metrics["train"].clear()
         super().log(logs, start_time)
+
+    def dynamic_log_values(self) -> dict[str, float]:
+        """Current values of everything that changes during training: reward weights, CE/RL coefficients, KL
+        coefficient, Lagrange multipliers, running reward statistics."""
+        step = self.state.global_step
+        coefs = self.loss_coefficients()
+        logs = {"ce_coef": coefs["ce"], "rl_coef": coefs["rl"], "kl_coef": self.kl_controller.value}
+        logs.update(self.reward_combiner.log_values(step))
+        return logs
+
+    # ------------------------------------------------------------------ checkpoints and online learning
+    def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, ignore_keys_for_eval=None):
+        """[`~transformers.Trainer.train`], plus restoring the KL controller, Lagrange multipliers and running reward
+        statistics saved in the checkpoint's `token_level_rl_state.json` (see `dynamic.py`)."""
+        if resume_from_checkpoint is not None and resume_from_checkpoint is not False:
+            folder = resume_from_checkpoint
+            if folder is True:
+                from transformers.trainer_utils import get_last_checkpoint
+
+                folder = get_last_checkpoint(self.args.output_dir)
+            if folder is not None and not load_dynamic_state_file(self, folder):
+                logger.warning(f"{folder} has no token-level RL state file: KL coefficient and multipliers restart.")
+        return super().train(resume_from_checkpoint, trial, ignore_keys_for_eval)
+
+    def learn_online(self, stream, **kwargs):
+        """Keep learning from a stream of new labelled examples with replay; see [`~trl_tokenlevel.online.learn_online`]."""
+        from .online import learn_online
+
+        return learn_online(self, stream, **kwargs)

@@ -1,7 +1,7 @@
 """Reward functions. Token-classification rewards follow the interface documented in `rewards/base.py`."""
 
 from .base import RewardFunc, TokenReward, compute_token_rewards, reward_name
-from .entity import EntitySpanReward, SentenceF1Reward
+from .entity import EntitySpanReward, SentenceF1Reward, SpanPrecisionReward, SpanRecallReward, span_counts
 from .spans import Span, extract_spans
 from .token_accuracy import TokenAccuracyReward
 
@@ -11,9 +11,12 @@ __all__ = [
     "RewardFunc",
     "SentenceF1Reward",
     "Span",
+    "SpanPrecisionReward",
+    "SpanRecallReward",
     "TokenAccuracyReward",
     "TokenReward",
     "compute_token_rewards",
     "extract_spans",
     "reward_name",
+    "span_counts",
 ]

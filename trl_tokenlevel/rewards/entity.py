@@ -87,6 +87,65 @@ class EntitySpanReward(TokenReward):
                 self._credit(row, positions, span, -self.false_negative_penalty)
         return torch.tensor(out, dtype=torch.float32, device=sampled_labels.device)
 
+    def statistics(self, sampled_labels, gold_labels, word_mask, label_names: Sequence[str], **kwargs):
+        """Micro precision, recall and F1 of the sampled sequences as `(numerator, denominator)` pairs, so they add
+        up over micro-batches and processes. Used as the measured value of a constraint (see `multi_objective.py`).
+
+        Example:
+            >>> names = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+            >>> gold = torch.tensor([[1, 0, 3]])
+            >>> EntitySpanReward().statistics(torch.tensor([[[1, 3, 0]]]), gold, gold != -100, names)
+            {'precision': (1.0, 2.0), 'recall': (1.0, 2.0), 'f1': (2.0, 4.0)}
+        """
+        tp, fp, fn = span_counts(sampled_labels, gold_labels, word_mask, label_names)
+        return {"precision": (tp, tp + fp), "recall": (tp, tp + fn), "f1": (2 * tp, 2 * tp + fp + fn)}
+
+
+def span_counts(sampled_labels, gold_labels, word_mask, label_names: Sequence[str]) -> tuple[float, float, float]:
+    """True positives, false positives and false negatives of exact-match spans, summed over the K samples and the
+    B sentences (`(K, B, T)` sampled labels against `(B, T)` gold). Illegal spans opened by `I-` are false positives."""
+    tp = fp = fn = 0
+    gold_cache: dict[int, set] = {}
+    for _, b, _, sampled_tags, gold_tags in _word_rows(sampled_labels, gold_labels, word_mask, label_names):
+        if b not in gold_cache:
+            gold_cache[b] = set(extract_spans(gold_tags))
+        predicted = extract_spans(sampled_tags)
+        hits = sum(1 for s in predicted if s.valid and s in gold_cache[b])
+        tp, fp, fn = tp + hits, fp + len(predicted) - hits, fn + len(gold_cache[b]) - hits
+    return float(tp), float(fp), float(fn)
+
+
+class SpanPrecisionReward(EntitySpanReward):
+    """The precision half of [`EntitySpanReward`]: `+match_reward` on the tokens of a correct predicted span,
+    `-false_positive_penalty` on those of a wrong one, nothing for a missed gold span. Its measured statistic is the
+    micro span precision of the samples.
+
+    Example:
+        >>> names = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+        >>> gold = torch.tensor([[1, 0, 3]])
+        >>> SpanPrecisionReward()(torch.tensor([[[1, 3, 0]]]), gold, gold != -100, names).tolist()  # LOC missed: 0
+        [[[1.0, -1.0, 0.0]]]
+    """
+
+    def __init__(self, match_reward: float = 1.0, false_positive_penalty: float = 1.0, normalize_by_length: bool = True):
+        super().__init__(match_reward, false_positive_penalty, 0.0, normalize_by_length)
+
+
+class SpanRecallReward(EntitySpanReward):
+    """The recall half of [`EntitySpanReward`]: `+match_reward` on the tokens of a correct predicted span,
+    `-false_negative_penalty` on the tokens of a missed gold span, nothing for a wrong prediction. Its measured
+    statistic is the micro span recall of the samples.
+
+    Example:
+        >>> names = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+        >>> gold = torch.tensor([[1, 0, 3]])
+        >>> SpanRecallReward()(torch.tensor([[[1, 3, 0]]]), gold, gold != -100, names).tolist()  # spurious LOC: 0
+        [[[1.0, 0.0, -1.0]]]
+    """
+
+    def __init__(self, match_reward: float = 1.0, false_negative_penalty: float = 1.0, normalize_by_length: bool = True):
+        super().__init__(match_reward, 0.0, false_negative_penalty, normalize_by_length)
+
 
 class SentenceF1Reward(TokenReward):
     """Sequence-level comparison point: the entity F1 of the whole sentence, given to each of its word tokens.
