@@ -153,11 +153,11 @@ class TokenLevelRLTrainer(Trainer):
                 f"but {len(self.reward_weights)} reward weights."
             )
 
-        train_dataset = self._maybe_tokenize(train_dataset, processing_class, args)
+        train_dataset = self._tokenize_if_raw(train_dataset, processing_class, args)
         if isinstance(eval_dataset, dict):
-            eval_dataset = {k: self._maybe_tokenize(v, processing_class, args) for k, v in eval_dataset.items()}
+            eval_dataset = {k: self._tokenize_if_raw(v, processing_class, args) for k, v in eval_dataset.items()}
         else:
-            eval_dataset = self._maybe_tokenize(eval_dataset, processing_class, args)
+            eval_dataset = self._tokenize_if_raw(eval_dataset, processing_class, args)
         if data_collator is None:
             data_collator = TokenClassificationRLCollator(processing_class)
         if compute_metrics is None:
@@ -211,8 +211,13 @@ class TokenLevelRLTrainer(Trainer):
             kwargs.setdefault("label2id", {n: i for i, n in enumerate(label_list)})
         return AutoModelForTokenClassification.from_pretrained(name, **kwargs)
 
+    def prepare_dataset(self, dataset):
+        """Tokenizes a raw `tokens`/`ner_tags` dataset the way the trainer does for its own datasets (first
+        sub-token labelled, `max_length` truncation counted in a warning); tokenized datasets pass through."""
+        return self._tokenize_if_raw(dataset, self.processing_class, self.args)
+
     @staticmethod
-    def _maybe_tokenize(dataset, tokenizer, args: TokenLevelRLConfig):
+    def _tokenize_if_raw(dataset, tokenizer, args: TokenLevelRLConfig):
         if dataset is None or "input_ids" in getattr(dataset, "column_names", ["input_ids"]):
             return dataset
         from .data import prepare_token_classification_dataset
