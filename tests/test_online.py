@@ -1,0 +1,73 @@
+"""Online learning: reservoir buffer, restart equals uninterrupted, and replay against forgetting (tiny BERT)."""
+
+import os
+import random
+from collections import Counter
+
+import pytest
+import torch
+
+from test_trainer import make_trainer
+from tiny import synthetic_dataset, tiny_bert
+from trl_tokenlevel.online import ONLINE_CHECKPOINT_PREFIX, ReservoirBuffer
+from trl_tokenlevel.rewards import TokenAccuracyReward
+
+
+def test_reservoir_keeps_a_uniform_sample_and_restores_exactly():
+    counts = Counter()
+    for seed in range(300):
+        buffer = ReservoirBuffer(capacity=10, seed=seed)
+        for i in range(100):
+            buffer.add(i)
+        counts.update(buffer.items)
+    # every item kept with probability 10/100: 30 expected of 300 runs, early and late items alike
+    early, late = sum(counts[i] for i in range(50)), sum(counts[i] for i in range(50, 100))
+    assert abs(early - late) < 0.15 * (early + late) and len(buffer) == 10
+    restored = ReservoirBuffer(capacity=1)
+    restored.load_state_dict(buffer.state_dict())
+    for i in range(100, 120):
+        buffer.add(i)
+        restored.add(i)
+    assert restored.items == buffer.items and restored.sample(4) == buffer.sample(4)
+
+
+def _online_trainer(path, **overrides):
+    values = dict(
+        reward_funcs=[TokenAccuracyReward()], online_batch_size=4, replay_buffer_size=16, replay_batch_size=4,
+        logging_steps=1, online_save_steps=3, learning_rate=3e-3, num_samples=2,
+    )
+    values.update(overrides)
+    return make_trainer(path, model=tiny_bert(seed=0), **values)
+
+
+def test_killed_and_restarted_run_equals_uninterrupted_run(tmp_path):
+    stream = [dict(row) for row in synthetic_dataset(40, seed=5)]  # 10 updates of 4
+    seed = [dict(row) for row in synthetic_dataset(20, seed=6)]
+
+    full = _online_trainer(tmp_path / "full")  # dropout on, sampling on: RNG state matters
+    full.learn_online(stream, seed_examples=seed)
+    assert full.state.global_step == 10
+
+    first = _online_trainer(tmp_path / "split")
+    first.learn_online(stream, seed_examples=seed, max_updates=4)  # "killed" after 4 updates; last save at 3
+    assert sorted(os.listdir(tmp_path / "split")) == [f"{ONLINE_CHECKPOINT_PREFIX}-3", f"{ONLINE_CHECKPOINT_PREFIX}-4"]
+    del first
+    # a fresh process: new trainer and model, then resume from the checkpoint written at update 3
+    restarted = _online_trainer(tmp_path / "split")
+    restarted.learn_online(stream, resume_from_checkpoint=str(tmp_path / "split" / f"{ONLINE_CHECKPOINT_PREFIX}-3"))
+    assert restarted.state.global_step == 10
+    seen = [h["online/examples_seen"] for h in restarted.state.log_history if "online/examples_seen" in h]
+    assert seen == list(range(4, 41, 4))  # no example applied twice, none skipped
+
+    start = tiny_bert(seed=0).state_dict()
+    for name, value in full.model.state_dict().items():
+        torch.testing.assert_close(restarted.model.state_dict()[name], value, rtol=0, atol=0, msg=name)
+    assert not torch.equal(full.model.state_dict()["classifier.weight"], start["classifier.weight"])
+    # the optimizer state came back too: Adam step counts equal
+    assert restarted.optimizer.state_dict()["state"][0]["step"] == full.optimizer.state_dict()["state"][0]["step"] == 10
+
+
+def test_resume_without_a_checkpoint_says_how_to_fix(tmp_path):
+    trainer = _online_trainer(tmp_path)
+    with pytest.raises(ValueError, match="No online-checkpoint"):
+        trainer.learn_online([], resume_from_checkpoint=True)
