@@ -71,3 +71,63 @@ def test_resume_without_a_checkpoint_says_how_to_fix(tmp_path):
     trainer = _online_trainer(tmp_path)
     with pytest.raises(ValueError, match="No online-checkpoint"):
         trainer.learn_online([], resume_from_checkpoint=True)
+
+
+def _split_by_entity_type(n, seed):
+    """`old` sentences have PER entities only, `new` ones LOC only: the stream brings an entity type never seen."""
+    import datasets
+
+    from tiny import SYNTH_LABELS, synthetic_sentence
+
+    rng, old, new = random.Random(seed), [], []
+    while len(old) < n or len(new) < n:
+        tokens, tags = synthetic_sentence(rng)
+        if 1 in tags and 3 not in tags and len(old) < n:
+            old.append({"tokens": tokens, "ner_tags": tags})
+        if 3 in tags and 1 not in tags and len(new) < n:
+            new.append({"tokens": tokens, "ner_tags": tags})
+    features = datasets.Features(
+        {"tokens": datasets.Sequence(datasets.Value("string")),
+         "ner_tags": datasets.Sequence(datasets.ClassLabel(names=SYNTH_LABELS))}
+    )
+    return [datasets.Dataset.from_list(rows, features=features) for rows in (old, new)]
+
+
+def test_online_run_learns_the_new_stream_and_replay_limits_forgetting(tmp_path):
+    from tiny import SYNTH_LABELS, word_tokenizer
+    from trl_tokenlevel import TokenLevelRLConfig, TokenLevelRLTrainer
+
+    old_train, new_stream = _split_by_entity_type(320, seed=0)  # stream: 40 updates of 8
+    old_eval, new_eval = _split_by_entity_type(100, seed=1)
+
+    def config(path, **overrides):
+        return TokenLevelRLConfig(
+            output_dir=str(tmp_path / path), per_device_train_batch_size=16, learning_rate=3e-3, report_to="none",
+            use_cpu=True, save_strategy="no", disable_tqdm=True, seed=0, logging_steps=10, **overrides,
+        )
+
+    def trainer(model, args):  # default compute_metrics: seqeval entity-level scores
+        return TokenLevelRLTrainer(model, reward_funcs=[TokenAccuracyReward()], args=args,
+                                   processing_class=word_tokenizer(), label_list=SYNTH_LABELS)
+
+    pretrain = trainer(tiny_bert(), config("pre", rl_coef=0.0, num_train_epochs=3))
+    pretrain.train_dataset = pretrain.prepare_dataset(old_train)
+    pretrain.train()
+    deployed = {k: v.clone() for k, v in pretrain.model.state_dict().items()}
+
+    curves = {}
+    for replay in (0, 64):
+        model = tiny_bert()
+        model.load_state_dict(deployed)
+        online = trainer(model, config(f"online{replay}", online_batch_size=8, replay_buffer_size=replay,
+                                       replay_batch_size=8, online_eval_steps=5, num_samples=2))
+        history = online.learn_online(new_stream, seed_examples=old_train,
+                                      eval_datasets={"old": old_eval, "new": new_eval})
+        curves[replay] = {k: [h[f"eval_{k}_f1"] for h in history if f"eval_{k}_f1" in h] for k in ("old", "new")}
+    no_replay, replay = curves[0], curves[64]
+    assert no_replay["old"][0] == replay["old"][0] > 0.95  # the deployed model knows PER ...
+    assert no_replay["new"][0] == replay["new"][0] < 0.05  # ... and has never seen LOC
+    for run in (no_replay, replay):  # both learn the new entity type from the stream
+        assert run["new"][-1] > 0.7, run["new"]
+    old_drop = {name: run["old"][0] - run["old"][-1] for name, run in (("none", no_replay), ("replay", replay))}
+    assert old_drop["none"] > 0.5 and old_drop["replay"] < 0.1, (no_replay, replay)
