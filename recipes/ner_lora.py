@@ -20,7 +20,7 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer, set_see
 from trl import TrlParser
 
 from trl_tokenlevel import TokenLevelRLConfig, TokenLevelRLTrainer
-from trl_tokenlevel.data import CONLL2003_LABELS, load_conll2003
+from trl_tokenlevel.data import CONLL2003_LABELS, default_conll2003_dir, load_conll2003
 from trl_tokenlevel.metrics import align_predictions, token_classification_report, write_report
 from trl_tokenlevel.models import DEFAULT_NER_BACKBONE, resolve_model_path
 from trl_tokenlevel.peft_presets import PEFT_METHODS, apply_bitfit, get_peft_config, log_trainable_parameters
@@ -89,8 +89,13 @@ def main(script_args: ScriptArguments, training_args: TokenLevelRLConfig, model_
     unknown = set(script_args.rewards) - set(REWARDS)
     if unknown:
         raise ValueError(f"Unknown rewards {sorted(unknown)}; choose from {sorted(REWARDS)}.")
+    dataset_dir, dataset_name = script_args.dataset_dir, script_args.dataset_name
+    if dataset_dir is None and dataset_name is None:  # the shared offline copy when present, else the Hub
+        found = default_conll2003_dir()
+        dataset_dir, dataset_name = (str(found), None) if found else (None, "eriktks/conll2003")
+    logger.info("CoNLL-2003 from %s", dataset_dir or f"the Hub ({dataset_name})")
     dataset = load_conll2003(
-        script_args.dataset_dir, script_args.dataset_name,
+        dataset_dir, dataset_name,
         max_train_samples=script_args.max_train_samples, max_eval_samples=script_args.max_eval_samples,
     )
     label_list = dataset["train"].features["ner_tags"].feature.names or CONLL2003_LABELS
