@@ -67,7 +67,9 @@ def lagrange_update(multiplier: float, threshold: float, measured: float, lr: fl
     Example:
         >>> lagrange_update(0.0, threshold=0.9, measured=0.5, lr=1.0, max_value=10.0)  # violated by 0.4
         0.4
-        >>> lagrange_update(0.4, threshold=0.9, measured=1.0, lr=1.0, max_value=10.0)  # met: decays, clipped at 0
+        >>> round(lagrange_update(0.4, threshold=0.9, measured=1.0, lr=1.0, max_value=10.0), 4)  # met: decays
+        0.3
+        >>> lagrange_update(0.05, threshold=0.9, measured=1.0, lr=1.0, max_value=10.0)  # never below 0
         0.0
     """
     return min(max(multiplier + lr * (threshold - measured), 0.0), max_value)
