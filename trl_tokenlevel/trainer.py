@@ -4,7 +4,8 @@ One training step for a token classifier (equations map to `_token_classificatio
 
     logits            = f_theta(x)                                   # (B, T, C)
     a[k]  ~ softmax(logits / tau)  for k < K;  g = argmax logits        # (K, B, T), (B, T)
-    r[k]  = sum_i w_i * reward_i(a[k], y, mask)                        # (K, B, T), zero off the word positions
+    r[k]  = sum_i w_i(t) * reward_i(a[k], y, mask)                     # (K, B, T), zero off the word positions;
+                                                                      # or normalised / constrained: multi_objective.py
     A[k]  = r[k] - baseline                                           # greedy self-critic, leave-one-out, ...
     PG    = -(1/K) sum_k sum_{(b,t) in mask} A[k,b,t] log pi_tau(a[k,b,t] | x)
     loss  = (rl_coef PG + ce_coef CE + kl_coef KL - entropy_coef H) / N
