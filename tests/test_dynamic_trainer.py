@@ -69,3 +69,25 @@ def test_config_validates_dynamic_fields(tmp_path):
         make_config(tmp_path, rl_coef_schedule='{"type": "linear", "start": 0, "end": 1}')
     with pytest.raises(ValueError, match="constraint on unknown reward 'Recall'"):
         make_trainer(tmp_path, reward_combination="constrained", constraints=[{"reward": "Recall", "threshold": 0.5}])
+
+
+def test_normalize_then_sum_tracks_the_sampled_reward_statistics(tmp_path):
+    trainer = make_trainer(
+        tmp_path, reward_funcs=[TokenAccuracyReward(), EntitySpanReward()], max_steps=3, logging_steps=1,
+        reward_combination="normalize_then_sum", reward_norm_momentum=0.5,
+    )
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    for name in ("TokenAccuracyReward", "EntitySpanReward"):
+        # the first batch initialises the running mean to the mean raw reward of the sampled active tokens
+        assert logs[0][f"reward_norm/{name}/mean"] == pytest.approx(logs[0][f"rewards/{name}/mean"], rel=1e-5)
+        expected = 0.5 * logs[0][f"rewards/{name}/mean"] + 0.5 * logs[1][f"rewards/{name}/mean"]
+        assert logs[1][f"reward_norm/{name}/mean"] == pytest.approx(expected, rel=1e-5)
+        assert logs[1][f"reward_norm/{name}/std"] > 0.1
+    # the combined reward is a sum of two standardised rewards: near zero mean, unlike the raw rewards
+    assert abs(logs[0]["reward"]) < 0.05 and abs(logs[0]["rewards/TokenAccuracyReward/mean"]) > 0.2
+
+
+def test_state_file_name_is_pinned():
+    # Changing it would orphan the state saved in existing checkpoints.
+    assert DYNAMIC_STATE_NAME == "token_level_rl_state.json"
