@@ -165,3 +165,22 @@ def test_reward_weights_must_match_reward_funcs(tmp_path):
             args=make_config(tmp_path), train_dataset=synthetic_dataset(8), processing_class=word_tokenizer(),
             label_list=SYNTH_LABELS,
         )
+
+
+def test_raw_tokens_dataset_is_tokenized_and_extra_columns_reach_rewards(tmp_path):
+    seen = {}
+
+    def spy_reward(sampled_labels, gold_labels, word_mask, label_names, tokens=None, **kwargs):
+        seen["tokens"] = tokens
+        seen["step"] = kwargs["trainer_state"].global_step
+        return torch.zeros(sampled_labels.shape)
+
+    raw = synthetic_dataset(16, seed=4, tokenized=False)
+    trainer = TokenLevelRLTrainer(
+        tiny_bert(), reward_funcs=[spy_reward], args=make_config(tmp_path, max_steps=1, per_device_train_batch_size=4),
+        train_dataset=raw, processing_class=word_tokenizer(),
+    )
+    assert trainer.label_list == SYNTH_LABELS  # read from the ClassLabel feature
+    trainer.train()
+    assert len(seen["tokens"]) == 4 and all(isinstance(t, list) and t[0].startswith("w") for t in seen["tokens"])
+    assert seen["step"] == 0
