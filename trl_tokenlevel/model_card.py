@@ -36,7 +36,7 @@ def task_of(model) -> str:
     return "token-classification"
 
 
-def _usage(task: str, repo_id: str, adapter_only: bool) -> str:
+def _usage(task: str, repo_id: str, adapter_only: bool, id2label: Mapping[int, str] | None = None) -> str:
     if task == "text-generation":
         code = (
             'from transformers import pipeline\n\n'
@@ -44,9 +44,11 @@ def _usage(task: str, repo_id: str, adapter_only: bool) -> str:
             'print(generator("Hello,", max_new_tokens=20)[0]["generated_text"])'
         )
     else:
+        # An adapter's base config lacks the task labels: pass them, or the head would be rebuilt with 2 labels.
+        labels = f", model_kwargs={{'id2label': {dict(id2label)!r}}}" if adapter_only and id2label else ""
         code = (
             'from transformers import pipeline\n\n'
-            f'ner = pipeline("token-classification", model="{repo_id}", aggregation_strategy="simple")\n'
+            f'ner = pipeline("token-classification", model="{repo_id}", aggregation_strategy="simple"{labels})\n'
             'print(ner("Angela Merkel visited Paris."))'
         )
     text = f"```python\n{code}\n```\n"
@@ -74,6 +76,7 @@ def build_model_card(
     repo_id: str | None = None,
     tags: Sequence[str] = (),
     license: str | None = None,
+    id2label: Mapping[int, str] | None = None,
 ):
     """Builds the model card.
 
@@ -93,6 +96,7 @@ def build_model_card(
         repo_id (`str`, *optional*): used in the loading snippet; defaults to `model_name`.
         tags (`Sequence[str]`): extra tags.
         license (`str`, *optional*): license identifier.
+        id2label (`Mapping[int, str]`, *optional*): label names, put in the adapter-only loading snippet.
 
     Returns:
         `huggingface_hub.ModelCard`: `card.save(path)` writes `README.md`; `card.data.to_dict()` is the metadata.
@@ -139,7 +143,7 @@ labels are sampled per token and rewarded per token, with a supervised cross-ent
 
 ## How to load
 
-{_usage(task, repo_id or model_name, adapter_only)}
+{_usage(task, repo_id or model_name, adapter_only, id2label)}
 ## Rewards
 
 | reward | weight |
@@ -189,5 +193,6 @@ def model_card_from_trainer(trainer, model_name: str, dataset: str | None = None
         model_name=model_name, base_model=base_model, task=task_of(model), dataset=dataset,
         reward_functions=list(zip((reward_name(f) for f in trainer.reward_funcs), trainer.reward_weights)),
         config_values=config_values, eval_metrics=metrics, peft_method=peft_method, quantization=quantization,
-        adapter_only=peft_method is not None and not merged, merged=merged, **kwargs,
+        adapter_only=peft_method is not None and not merged, merged=merged,
+        id2label={int(k): v for k, v in (getattr(model.config, "id2label", None) or {}).items()}, **kwargs,
     )

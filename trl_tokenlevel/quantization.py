@@ -104,7 +104,19 @@ def resolve_model_init_kwargs(kwargs: Mapping[str, Any] | None, use_cpu: bool = 
             raise ValueError("model_init_kwargs has both load_in_8bit/4bit and quantization_config: keep one.")
         check_quantization_support(load_in_8bit, load_in_4bit, use_cpu=use_cpu)
         kwargs["quantization_config"] = quantization_config(load_in_8bit, load_in_4bit)
+        if kbit_device_map(use_cpu) is not None:
+            kwargs.setdefault("device_map", kbit_device_map(use_cpu))
     return kwargs
+
+
+def kbit_device_map(use_cpu: bool = False) -> dict[str, int] | None:
+    """`{"": local_rank}` on CUDA: each process loads its own k-bit copy on its own GPU (k-bit weights cannot be
+    moved with `.to()` after loading); `None` on CPU."""
+    if use_cpu or not torch.cuda.is_available():
+        return None
+    from accelerate import PartialState
+
+    return {"": PartialState().local_process_index}
 
 
 def is_quantized(model: nn.Module) -> bool:
