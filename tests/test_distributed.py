@@ -55,3 +55,18 @@ def test_two_processes_match_one_process(tmp_path):
         assert entry["log"]["reward"] == pytest.approx(log_1["reward"], rel=1e-6)
         for key in ("ce_loss", "entropy", "rewards/EntitySpanReward/mean", "advantages/std"):
             assert entry["log"][key] == pytest.approx(log_1[key], rel=1e-5), key
+
+
+@pytest.mark.parametrize("name", ["multi_gpu", "fsdp", "deepspeed_zero2", "deepspeed_zero3", "cpu_2proc"])
+def test_shipped_accelerate_configs_parse(name):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(ROOT / "recipes" / "accelerate_configs" / f"{name}.yaml"))
+    expected = {"multi_gpu": "MULTI_GPU", "fsdp": "FSDP", "cpu_2proc": "MULTI_GPU"}.get(name, "DEEPSPEED")
+    assert config.distributed_type.value == expected
+    if name.startswith("deepspeed"):
+        assert config.deepspeed_config["zero_stage"] == int(name[-1])
+    if name == "fsdp":
+        assert config.fsdp_config["fsdp_version"] == 2 and config.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"
+    if name == "cpu_2proc":
+        assert config.use_cpu and config.num_processes == 2
