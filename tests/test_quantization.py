@@ -83,6 +83,18 @@ def test_lora_trains_on_a_kbit_backbone_loaded_by_the_trainer(tmp_path, bits):
     assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]
     with pytest.raises(ValueError, match="merge_adapter_checkpoint"):
         merge_adapters(trainer.model)
+    # merge_adapters on a k-bit run: the adapter is merged into a full-precision copy of the base
+    trainer.args.merge_adapters = True
+    trainer.save_model(str(tmp_path / "merged"))
+    from transformers import AutoModelForTokenClassification
+
+    merged = AutoModelForTokenClassification.from_pretrained(tmp_path / "merged")
+    assert not hasattr(merged.config, "quantization_config") and merged.config.id2label[1] == "B-PER"
+    assert all(p.dtype == torch.float32 for p in merged.parameters())
+    inputs = word_tokenizer()(["w1 w12 w17 w20"], return_tensors="pt")
+    with torch.no_grad():
+        agreement = (merged(**inputs).logits.argmax(-1) == trainer.model.eval()(**inputs).logits.argmax(-1)).float()
+    assert agreement.mean() >= 0.8  # same model up to the rounding of the k-bit weights
 
 
 @needs_kbit

@@ -59,7 +59,9 @@ def merge_adapters(model: nn.Module, in_place: bool = False) -> nn.Module:
     return target.merge_and_unload()
 
 
-def merge_adapter_checkpoint(adapter_dir: str, output_dir: str, base_model: str | None = None, **load_kwargs) -> str:
+def merge_adapter_checkpoint(
+    adapter_dir: str, output_dir: str, base_model: str | None = None, config=None, **load_kwargs
+) -> str:
     """Loads a saved adapter on a full-precision copy of its base model, merges it and saves a plain model (with the
     tokenizer, if the adapter folder has one). This is the way to merge adapters trained on an 8-bit/4-bit backbone.
 
@@ -67,6 +69,8 @@ def merge_adapter_checkpoint(adapter_dir: str, output_dir: str, base_model: str 
         adapter_dir (`str`): a folder written by `save_pretrained` of a `PeftModel`.
         output_dir (`str`): where the merged model goes.
         base_model (`str`, *optional*): overrides `base_model_name_or_path` of the adapter config.
+        config (`PretrainedConfig`, *optional*): the trained model's config (task labels); a `quantization_config`
+            in it is dropped, so the base loads in full precision. Default: the base model's config.
         **load_kwargs: passed to the base model's `from_pretrained`.
 
     Returns:
@@ -79,7 +83,12 @@ def merge_adapter_checkpoint(adapter_dir: str, output_dir: str, base_model: str 
 
     peft_config = PeftConfig.from_pretrained(adapter_dir)
     base_path = base_model or peft_config.base_model_name_or_path
-    config = AutoConfig.from_pretrained(adapter_dir if os.path.exists(f"{adapter_dir}/config.json") else base_path)
+    if config is None:
+        config = AutoConfig.from_pretrained(adapter_dir if os.path.exists(f"{adapter_dir}/config.json") else base_path)
+    else:
+        config = copy.deepcopy(config)
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
     model_class = auto_class_for(config)
     base = model_class.from_pretrained(base_path, config=config, **load_kwargs)
     merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()

@@ -41,9 +41,15 @@ from .core import (
     token_advantages,
     token_cross_entropy,
 )
-from .export import ADAPTER_SUBFOLDER, is_peft_model, merge_adapters, save_training_args_json
+from .export import (
+    ADAPTER_SUBFOLDER,
+    is_peft_model,
+    merge_adapter_checkpoint,
+    merge_adapters,
+    save_training_args_json,
+)
 from .kl_control import make_kl_controller
-from .quantization import prepare_quantized_model, resolve_model_init_kwargs
+from .quantization import is_quantized, prepare_quantized_model, resolve_model_init_kwargs
 from .rewards import EntitySpanReward, TokenAccuracyReward, compute_token_rewards, reward_name
 
 
@@ -397,7 +403,12 @@ class TokenLevelRLTrainer(Trainer):
                 "`trl_tokenlevel.export.merge_adapter_checkpoint`.", output_dir, ADAPTER_SUBFOLDER,
             )
             return
-        merged = merge_adapters(self.accelerator.unwrap_model(self.model))
+        model = self.accelerator.unwrap_model(self.model)
+        if is_quantized(model):  # merge into a full-precision copy of the base, never into int8/NF4 weights
+            config = model.get_base_model().config
+            merge_adapter_checkpoint(os.path.join(output_dir, ADAPTER_SUBFOLDER), output_dir, config=config)
+            return
+        merged = merge_adapters(model)
         merged.save_pretrained(output_dir)
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
