@@ -28,7 +28,10 @@ class TokenLevelRLConfig(TrainingArguments):
     # > Model loading
     model_init_kwargs: dict[str, Any] | str | None = field(
         default=None,
-        metadata={"help": "Keyword arguments for `from_pretrained` when `model` is given as a name or path."},
+        metadata={
+            "help": "Keyword arguments for `from_pretrained` when `model` is given as a name or path. "
+            "`load_in_8bit`/`load_in_4bit` keys are turned into a BitsAndBytesConfig."
+        },
     )
     trust_remote_code: bool = field(
         default=False,
@@ -139,6 +142,27 @@ class TokenLevelRLConfig(TrainingArguments):
         },
     )
 
+    # > Scaling and export
+    load_in_8bit: bool = field(
+        default=False,
+        metadata={
+            "help": "Load the backbone in 8-bit (bitsandbytes LLM.int8; CUDA, or a CPU with AVX512) when the trainer "
+            "loads it from a name; the head stays in full precision. Needs a peft_config. About half the fp32 "
+            "weight memory of an encoder's linear layers, at some speed cost."
+        },
+    )
+    load_in_4bit: bool = field(
+        default=False,
+        metadata={"help": "Load the backbone in 4-bit NF4 (QLoRA). Less memory than 8-bit, larger rounding error."},
+    )
+    merge_adapters: bool = field(
+        default=False,
+        metadata={
+            "help": "save_model()/push_to_hub() write the PEFT adapters merged into a plain model (loads without "
+            "PEFT) and keep the adapter in an `adapter/` subfolder. Off: the adapter alone is saved (smaller)."
+        },
+    )
+
     def __post_init__(self):
         super().__post_init__()
         if self.num_samples < 1:
@@ -160,5 +184,7 @@ class TokenLevelRLConfig(TrainingArguments):
             raise ValueError("reset_reference_at_rl_start needs kl_coef > 0 (the reference is only used by the KL).")
         if self.target_kl is not None and self.kl_coef == 0:
             raise ValueError("target_kl needs an initial kl_coef > 0 (the adaptive controller scales it).")
+        if self.load_in_8bit and self.load_in_4bit:
+            raise ValueError("load_in_8bit and load_in_4bit are both set: choose one (8-bit is closer to fp32).")
         if self.reward_weights is not None and any(w is None for w in self.reward_weights):
             raise ValueError(f"reward_weights must be numbers, got {self.reward_weights}.")
