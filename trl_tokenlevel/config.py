@@ -118,6 +118,14 @@ class TokenLevelRLConfig(TrainingArguments):
         default=10000,
         metadata={"help": "Horizon (steps) of the adaptive KL controller: larger = slower changes of the coefficient."},
     )
+    precompute_reference_logprobs: bool = field(
+        default=False,
+        metadata={
+            "help": "Compute the reference's label log-probabilities for every training example once, in one "
+            "inference pass before the first step, and reuse them instead of a reference forward in every step. "
+            "Exact for a frozen reference; costs n_words x C floats of memory. Needs kl_coef > 0."
+        },
+    )
     entropy_coef: float = field(
         default=0.0,
         metadata={"help": "Entropy bonus weight. Keeps sampling exploratory; too high and the policy stays uniform."},
@@ -182,6 +190,13 @@ class TokenLevelRLConfig(TrainingArguments):
             raise ValueError(f"rl_start_step must be >= 0, got {self.rl_start_step}.")
         if self.reset_reference_at_rl_start and self.kl_coef == 0:
             raise ValueError("reset_reference_at_rl_start needs kl_coef > 0 (the reference is only used by the KL).")
+        if self.precompute_reference_logprobs and self.kl_coef == 0:
+            raise ValueError("precompute_reference_logprobs needs kl_coef > 0 (the cache only serves the KL term).")
+        if self.precompute_reference_logprobs and self.reset_reference_at_rl_start:
+            raise ValueError(
+                "precompute_reference_logprobs caches the starting model, but reset_reference_at_rl_start replaces "
+                "the reference during training: use one of the two."
+            )
         if self.target_kl is not None and self.kl_coef == 0:
             raise ValueError("target_kl needs an initial kl_coef > 0 (the adaptive controller scales it).")
         if self.load_in_8bit and self.load_in_4bit:

@@ -50,6 +50,7 @@ from .export import (
 )
 from .kl_control import make_kl_controller
 from .quantization import is_quantized, prepare_quantized_model, resolve_model_init_kwargs
+from .reference_cache import REFERENCE_INDEX_COLUMN, ReferenceLogprobCache
 from .rewards import EntitySpanReward, TokenAccuracyReward, compute_token_rewards, reward_name
 
 
@@ -158,6 +159,10 @@ class TokenLevelRLTrainer(Trainer):
             )
 
         train_dataset = self._tokenize_if_raw(train_dataset, processing_class, args)
+        if args.precompute_reference_logprobs and train_dataset is not None:
+            train_dataset = train_dataset.map(
+                lambda _, index: {REFERENCE_INDEX_COLUMN: index}, with_indices=True, desc="Indexing for the cache"
+            )
         if isinstance(eval_dataset, dict):
             eval_dataset = {k: self._tokenize_if_raw(v, processing_class, args) for k, v in eval_dataset.items()}
         else:
@@ -190,6 +195,7 @@ class TokenLevelRLTrainer(Trainer):
         if args.kl_coef > 0 and not _is_peft_model(self.model):
             self.ref_model = self._frozen_copy(self.model)
         self._reference_was_reset = False
+        self.reference_cache: ReferenceLogprobCache | None = None
         self.kl_controller = make_kl_controller(args.kl_coef, args.target_kl, args.kl_horizon)
         self._metrics: dict[str, dict[str, list[float]]] = {"train": defaultdict(lambda: [0.0, 0.0])}
         if hasattr(self.model, "add_model_tags"):
@@ -258,16 +264,34 @@ class TokenLevelRLTrainer(Trainer):
         labels = inputs["labels"]
         forward_inputs = {k: inputs[k] for k in FORWARD_KEYS if k in inputs}
         extras = {k: v for k, v in inputs.items() if k not in MODEL_INPUT_KEYS}
+        reference_index = extras.pop(REFERENCE_INDEX_COLUMN, None)
         logits = model(**forward_inputs).logits
         logits = logits[:, -labels.shape[1] :]  # prompt tuning prepends virtual tokens: keep the real positions
         if not model.training:
             mask = labels != -100
             loss = masked_sum(token_cross_entropy(logits, labels), mask) / mask.sum().clamp(min=1)
             return (loss, {"logits": logits}) if return_outputs else loss
-        loss = self._token_classification_loss(model, logits, labels, forward_inputs, extras, num_items_in_batch)
+        if self.args.reset_reference_at_rl_start and self.rl_active() and not self._reference_was_reset:
+            self.ref_model = self._frozen_copy(model)  # KL from now on: to the warmed-up model
+            self._reference_was_reset = True
+        ref_logits = None
+        if self.args.kl_coef > 0:
+            ref_logits = self._cached_or_live_reference(model, forward_inputs, labels, reference_index)
+        loss = self._token_classification_loss(model, logits, labels, ref_logits, extras, num_items_in_batch)
         return (loss, {"logits": logits}) if return_outputs else loss
 
-    def _token_classification_loss(self, model, logits, labels, forward_inputs, extras, num_items_in_batch):
+    def _cached_or_live_reference(self, model, forward_inputs, labels, reference_index) -> torch.Tensor:
+        if reference_index is None:
+            return self._reference_logits(model, forward_inputs)[:, -labels.shape[1] :]
+        if self.reference_cache is None:
+            self.reference_cache = ReferenceLogprobCache.build(
+                lambda inputs: self._reference_logits(model, inputs), self.train_dataset, self.data_collator,
+                self.args.per_device_eval_batch_size, labels.device,
+            )
+            self.ref_model = None  # a frozen copy has served its purpose; free it
+        return self.reference_cache.lookup(reference_index, labels, len(self.label_list))
+
+    def _token_classification_loss(self, model, logits, labels, ref_logits, extras, num_items_in_batch):
         args = self.args
         mask = labels != -100  # (B, T)
         num_active = mask.sum()
@@ -287,12 +311,9 @@ class TokenLevelRLTrainer(Trainer):
         self._record("entropy", masked_sum(entropy.detach(), mask), num_active)
 
         if self.rl_active():
-            if args.reset_reference_at_rl_start and not self._reference_was_reset:
-                self.ref_model = self._frozen_copy(model)
-                self._reference_was_reset = True
             loss_sum = loss_sum + args.rl_coef * self._policy_gradient_sum(logits, labels, mask, extras)
-        if args.kl_coef > 0:
-            kl = exact_kl(logits, self._reference_logits(model, forward_inputs)[:, -labels.shape[1] :], args.temperature)
+        if ref_logits is not None:
+            kl = exact_kl(logits, ref_logits, args.temperature)
             loss_sum = loss_sum + self.kl_controller.value * masked_sum(kl, mask)
             self._record("kl", masked_sum(kl.detach(), mask), num_active)
             self._record("kl_coef", self.kl_controller.value, 1)
