@@ -2,10 +2,13 @@
 
     python recipes/ner_lora.py --config recipes/configs/ner_lora.yaml
     accelerate launch recipes/ner_lora.py --config recipes/configs/ner_lora.yaml --learning_rate 1e-4
+    accelerate launch --config_file recipes/accelerate_configs/multi_gpu.yaml recipes/ner_lora.py \
+        --config recipes/configs/ner_lora.yaml --load_in_8bit true --merge_adapters true
 
 Every field of `ScriptArguments`, `ModelArguments` and `TokenLevelRLConfig` is a flag and a YAML key. The recipe
 evaluates on the dev split every epoch (entity-level F1, seqeval strict IOB2), on the test split at the end, and
-writes to `output_dir`: the model and tokenizer, `test_report.json` / `test_report.txt` (entity-level scores and
+writes to `output_dir`: the model (adapter, or with `--merge_adapters` a plain merged model) and tokenizer, a model
+card (`README.md`), `training_args.json`, `test_report.json` / `test_report.txt` (entity-level scores and
 the token-level report, which includes `O`), and `resolved_config.yaml`.
 """
 
@@ -24,6 +27,7 @@ from trl_tokenlevel.data import CONLL2003_LABELS, default_conll2003_dir, load_co
 from trl_tokenlevel.metrics import align_predictions, token_classification_report, write_report
 from trl_tokenlevel.models import DEFAULT_NER_BACKBONE, resolve_model_path
 from trl_tokenlevel.peft_presets import PEFT_METHODS, apply_bitfit, get_peft_config, log_trainable_parameters
+from trl_tokenlevel.quantization import resolve_model_init_kwargs
 from trl_tokenlevel.rewards import EntitySpanReward, SentenceF1Reward, TokenAccuracyReward
 
 
@@ -63,14 +67,20 @@ class ModelArguments:
     num_virtual_tokens: int = field(default=10, metadata={"help": "Prompt-tuning length (peft=prompt_tuning)."})
 
 
-def build_model(model_args: ModelArguments, label_list: list[str]):
+def build_model(model_args: ModelArguments, label_list: list[str], training_args: TokenLevelRLConfig | None = None):
     path = resolve_model_path(model_args.model_name_or_path)
+    # --load_in_8bit / --load_in_4bit: a bitsandbytes backbone with the classifier kept in fp32 (checked first)
+    quantization = resolve_model_init_kwargs(
+        {"load_in_8bit": training_args.load_in_8bit, "load_in_4bit": training_args.load_in_4bit} if training_args else {},
+        use_cpu=bool(training_args and training_args.use_cpu),
+    )
     model = AutoModelForTokenClassification.from_pretrained(
         path,
         num_labels=len(label_list),
         id2label=dict(enumerate(label_list)),
         label2id={name: i for i, name in enumerate(label_list)},
         use_safetensors=True,
+        **quantization,
     )
     tokenizer = AutoTokenizer.from_pretrained(path)
     if model_args.peft == "bitfit":
@@ -99,7 +109,7 @@ def main(script_args: ScriptArguments, training_args: TokenLevelRLConfig, model_
         max_train_samples=script_args.max_train_samples, max_eval_samples=script_args.max_eval_samples,
     )
     label_list = dataset["train"].features["ner_tags"].feature.names or CONLL2003_LABELS
-    model, tokenizer, peft_config = build_model(model_args, label_list)
+    model, tokenizer, peft_config = build_model(model_args, label_list, training_args)
     trainer = TokenLevelRLTrainer(
         model=model,
         reward_funcs=[REWARDS[name]() for name in script_args.rewards],
@@ -110,6 +120,7 @@ def main(script_args: ScriptArguments, training_args: TokenLevelRLConfig, model_
         peft_config=peft_config,
         label_list=label_list,
     )
+    trainer.dataset_name = dataset_name or "eriktks/conll2003"  # for the model card (the shared copy is this data)
     log_trainable_parameters(trainer.model, logger)
     train_result = trainer.train()
     trainer.log_metrics("train", train_result.metrics)
@@ -119,12 +130,14 @@ def main(script_args: ScriptArguments, training_args: TokenLevelRLConfig, model_
     _, token_report_text = token_classification_report(true_tags, pred_tags, label_list)
     metrics = dict(prediction.metrics)  # test_f1 etc.: entity level; test_token_accuracy includes O
     trainer.log_metrics("test", metrics)
+    trainer.log(metrics)  # into the log history, so the model card reports the test scores
     if trainer.is_world_process_zero():
         write_report(f"{training_args.output_dir}/test_report", metrics, token_report_text)
         print(token_report_text)
         resolved = {"script": asdict(script_args), "model": asdict(model_args), "training": training_args.to_dict()}
         with open(f"{training_args.output_dir}/resolved_config.yaml", "w") as handle:
             yaml.safe_dump(json.loads(json.dumps(resolved, default=str)), handle, sort_keys=False)
+    # + model card; --merge_adapters: a plain merged model, adapter in adapter/; --push_to_hub: uploads the folder
     trainer.save_model(training_args.output_dir)
     return metrics
 

@@ -151,6 +151,8 @@ def test_prompt_tuning_logits_are_aligned_to_the_real_tokens(tmp_path):
         ({"rl_coef": 0.0, "ce_coef": 0.0}, "nothing would be learned"),
         ({"temperature": 0.0}, "temperature must be > 0"),
         ({"reset_reference_at_rl_start": True}, "needs kl_coef > 0"),
+        ({"precompute_reference_logprobs": True}, "needs kl_coef > 0"),
+        ({"precompute_reference_logprobs": True, "kl_coef": 0.1, "reset_reference_at_rl_start": True}, "use one of the two"),
     ],
 )
 def test_config_rejects_bad_combinations(tmp_path, overrides, message):
@@ -165,3 +167,47 @@ def test_reward_weights_must_match_reward_funcs(tmp_path):
             args=make_config(tmp_path), train_dataset=synthetic_dataset(8), processing_class=word_tokenizer(),
             label_list=SYNTH_LABELS,
         )
+
+
+def test_raw_tokens_dataset_is_tokenized_and_extra_columns_reach_rewards(tmp_path):
+    seen = {}
+
+    def spy_reward(sampled_labels, gold_labels, word_mask, label_names, tokens=None, **kwargs):
+        seen["tokens"] = tokens
+        seen["step"] = kwargs["trainer_state"].global_step
+        return torch.zeros(sampled_labels.shape)
+
+    raw = synthetic_dataset(16, seed=4, tokenized=False)
+    trainer = TokenLevelRLTrainer(
+        tiny_bert(), reward_funcs=[spy_reward], args=make_config(tmp_path, max_steps=1, per_device_train_batch_size=4),
+        train_dataset=raw, processing_class=word_tokenizer(),
+    )
+    assert trainer.label_list == SYNTH_LABELS  # read from the ClassLabel feature
+    trainer.train()
+    assert len(seen["tokens"]) == 4 and all(isinstance(t, list) and t[0].startswith("w") for t in seen["tokens"])
+    assert seen["step"] == 0
+
+
+@pytest.mark.parametrize("use_lora", [False, True])
+def test_precomputed_reference_logprobs_match_the_live_reference(tmp_path, monkeypatch, use_lora):
+    from peft import LoraConfig
+
+    monkeypatch.setattr(trainer_module, "sample_actions", _deterministic_samples)
+    runs = []
+    for precompute in (False, True):
+        lora = LoraConfig(task_type="TOKEN_CLS", r=4, target_modules=["query", "value"]) if use_lora else None
+        trainer = make_trainer(
+            tmp_path / str(precompute), train=synthetic_dataset(32, seed=5), kl_coef=0.5, disable_dropout=True,
+            max_steps=4, logging_steps=1, per_device_train_batch_size=8, optim="sgd", learning_rate=0.5,
+            precompute_reference_logprobs=precompute, peft_config=lora,
+        )
+        trainer.train()
+        runs.append(([h["kl"] for h in trainer.state.log_history if "kl" in h], dict(trainer.model.named_parameters())))
+        if precompute:
+            assert trainer.reference_cache is not None and len(trainer.reference_cache.rows) == 32
+            assert trainer.ref_model is None  # the frozen copy was freed after the cache was built
+    (kl_live, params_live), (kl_cached, params_cached) = runs
+    assert kl_live[-1] > 1e-4
+    assert kl_cached == pytest.approx(kl_live, rel=1e-4, abs=1e-7)
+    for name, value in params_live.items():
+        torch.testing.assert_close(params_cached[name], value, rtol=1e-4, atol=1e-6)

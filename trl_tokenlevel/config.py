@@ -30,7 +30,10 @@ class TokenLevelRLConfig(TrainingArguments):
     # > Model loading
     model_init_kwargs: dict[str, Any] | str | None = field(
         default=None,
-        metadata={"help": "Keyword arguments for `from_pretrained` when `model` is given as a name or path."},
+        metadata={
+            "help": "Keyword arguments for `from_pretrained` when `model` is given as a name or path. "
+            "`load_in_8bit`/`load_in_4bit` keys are turned into a BitsAndBytesConfig."
+        },
     )
     trust_remote_code: bool = field(
         default=False,
@@ -116,6 +119,14 @@ class TokenLevelRLConfig(TrainingArguments):
     kl_horizon: int = field(
         default=10000,
         metadata={"help": "Horizon (steps) of the adaptive KL controller: larger = slower changes of the coefficient."},
+    )
+    precompute_reference_logprobs: bool = field(
+        default=False,
+        metadata={
+            "help": "Compute the reference's label log-probabilities for every training example once, in one "
+            "inference pass before the first step, and reuse them instead of a reference forward in every step. "
+            "Exact for a frozen reference; costs n_words x C floats of memory. Needs kl_coef > 0."
+        },
     )
     entropy_coef: float = field(
         default=0.0,
@@ -216,6 +227,26 @@ class TokenLevelRLConfig(TrainingArguments):
             "updates (0 = never); `learn_online(resume_from_checkpoint=...)` continues from it."
         },
     )
+    # > Scaling and export
+    load_in_8bit: bool = field(
+        default=False,
+        metadata={
+            "help": "Load the backbone in 8-bit (bitsandbytes LLM.int8; CUDA, or a CPU with AVX512) when the trainer "
+            "loads it from a name; the head stays in full precision. Needs a peft_config. About half the fp32 "
+            "weight memory of an encoder's linear layers, at some speed cost."
+        },
+    )
+    load_in_4bit: bool = field(
+        default=False,
+        metadata={"help": "Load the backbone in 4-bit NF4 (QLoRA). Less memory than 8-bit, larger rounding error."},
+    )
+    merge_adapters: bool = field(
+        default=False,
+        metadata={
+            "help": "save_model()/push_to_hub() write the PEFT adapters merged into a plain model (loads without "
+            "PEFT) and keep the adapter in an `adapter/` subfolder. Off: the adapter alone is saved (smaller)."
+        },
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -236,8 +267,17 @@ class TokenLevelRLConfig(TrainingArguments):
             raise ValueError(f"rl_start_step must be >= 0, got {self.rl_start_step}.")
         if self.reset_reference_at_rl_start and self.kl_coef == 0:
             raise ValueError("reset_reference_at_rl_start needs kl_coef > 0 (the reference is only used by the KL).")
+        if self.precompute_reference_logprobs and self.kl_coef == 0:
+            raise ValueError("precompute_reference_logprobs needs kl_coef > 0 (the cache only serves the KL term).")
+        if self.precompute_reference_logprobs and self.reset_reference_at_rl_start:
+            raise ValueError(
+                "precompute_reference_logprobs caches the starting model, but reset_reference_at_rl_start replaces "
+                "the reference during training: use one of the two."
+            )
         if self.target_kl is not None and self.kl_coef == 0:
             raise ValueError("target_kl needs an initial kl_coef > 0 (the adaptive controller scales it).")
+        if self.load_in_8bit and self.load_in_4bit:
+            raise ValueError("load_in_8bit and load_in_4bit are both set: choose one (8-bit is closer to fp32).")
         if self.reward_weights is not None and any(w is None for w in self.reward_weights):
             raise ValueError(f"reward_weights must be numbers, got {self.reward_weights}.")
         self._check_dynamic_rewards()

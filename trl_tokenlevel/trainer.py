@@ -17,8 +17,10 @@ as 1x8 or 2x4 gives the same update.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
+import os
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -47,7 +49,16 @@ from .dynamic import (
     load_dynamic_state_file,
     unique_reward_names,
 )
+from .export import (
+    ADAPTER_SUBFOLDER,
+    is_peft_model,
+    merge_adapter_checkpoint,
+    merge_adapters,
+    save_training_args_json,
+)
 from .kl_control import make_kl_controller
+from .quantization import is_quantized, prepare_quantized_model, resolve_model_init_kwargs
+from .reference_cache import REFERENCE_INDEX_COLUMN, ReferenceLogprobCache
 from .rewards import EntitySpanReward, TokenAccuracyReward, compute_token_rewards, reward_name
 
 
@@ -137,6 +148,7 @@ class TokenLevelRLTrainer(Trainer):
             for module in model.modules():
                 if isinstance(module, nn.Dropout):
                     module.p = 0.0
+        model = prepare_quantized_model(model, peft_config, args.gradient_checkpointing)
         if peft_config is not None:
             from peft import get_peft_model
 
@@ -155,6 +167,10 @@ class TokenLevelRLTrainer(Trainer):
             )
 
         train_dataset = self._tokenize_if_raw(train_dataset, processing_class, args)
+        if args.precompute_reference_logprobs and train_dataset is not None:
+            train_dataset = train_dataset.map(
+                lambda _, index: {REFERENCE_INDEX_COLUMN: index}, with_indices=True, desc="Indexing for the cache"
+            )
         if isinstance(eval_dataset, dict):
             eval_dataset = {k: self._tokenize_if_raw(v, processing_class, args) for k, v in eval_dataset.items()}
         else:
@@ -187,6 +203,7 @@ class TokenLevelRLTrainer(Trainer):
         if args.kl_coef > 0 and not _is_peft_model(self.model):
             self.ref_model = self._frozen_copy(self.model)
         self._reference_was_reset = False
+        self.reference_cache: ReferenceLogprobCache | None = None
         self.kl_controller = make_kl_controller(args.kl_coef, args.target_kl, args.kl_horizon)
         reduce = None
         if self.accelerator.num_processes > 1:
@@ -204,6 +221,9 @@ class TokenLevelRLTrainer(Trainer):
     @staticmethod
     def _load_model(name: str, args: TokenLevelRLConfig, label_list: Sequence[str] | None) -> PreTrainedModel:
         kwargs = dict(args.model_init_kwargs or {})
+        kwargs.setdefault("load_in_8bit", args.load_in_8bit)
+        kwargs.setdefault("load_in_4bit", args.load_in_4bit)
+        kwargs = resolve_model_init_kwargs(kwargs, use_cpu=args.use_cpu)
         kwargs.setdefault("use_safetensors", True)
         kwargs["trust_remote_code"] = args.trust_remote_code
         if label_list is not None:
@@ -264,16 +284,34 @@ class TokenLevelRLTrainer(Trainer):
         labels = inputs["labels"]
         forward_inputs = {k: inputs[k] for k in FORWARD_KEYS if k in inputs}
         extras = {k: v for k, v in inputs.items() if k not in MODEL_INPUT_KEYS}
+        reference_index = extras.pop(REFERENCE_INDEX_COLUMN, None)
         logits = model(**forward_inputs).logits
         logits = logits[:, -labels.shape[1] :]  # prompt tuning prepends virtual tokens: keep the real positions
         if not model.training:
             mask = labels != -100
             loss = masked_sum(token_cross_entropy(logits, labels), mask) / mask.sum().clamp(min=1)
             return (loss, {"logits": logits}) if return_outputs else loss
-        loss = self._token_classification_loss(model, logits, labels, forward_inputs, extras, num_items_in_batch)
+        if self.args.reset_reference_at_rl_start and self.rl_active() and not self._reference_was_reset:
+            self.ref_model = self._frozen_copy(model)  # KL from now on: to the warmed-up model
+            self._reference_was_reset = True
+        ref_logits = None
+        if self.args.kl_coef > 0:
+            ref_logits = self._cached_or_live_reference(model, forward_inputs, labels, reference_index)
+        loss = self._token_classification_loss(model, logits, labels, ref_logits, extras, num_items_in_batch)
         return (loss, {"logits": logits}) if return_outputs else loss
 
-    def _token_classification_loss(self, model, logits, labels, forward_inputs, extras, num_items_in_batch):
+    def _cached_or_live_reference(self, model, forward_inputs, labels, reference_index) -> torch.Tensor:
+        if reference_index is None:
+            return self._reference_logits(model, forward_inputs)[:, -labels.shape[1] :]
+        if self.reference_cache is None:
+            self.reference_cache = ReferenceLogprobCache.build(
+                lambda inputs: self._reference_logits(model, inputs), self.train_dataset, self.data_collator,
+                self.args.per_device_eval_batch_size, labels.device,
+            )
+            self.ref_model = None  # a frozen copy has served its purpose; free it
+        return self.reference_cache.lookup(reference_index, labels, len(self.label_list))
+
+    def _token_classification_loss(self, model, logits, labels, ref_logits, extras, num_items_in_batch):
         args = self.args
         mask = labels != -100  # (B, T)
         num_active = mask.sum()
@@ -294,12 +332,9 @@ class TokenLevelRLTrainer(Trainer):
         self._record("entropy", masked_sum(entropy.detach(), mask), num_active)
 
         if self.rl_active():
-            if args.reset_reference_at_rl_start and not self._reference_was_reset:
-                self.ref_model = self._frozen_copy(model)
-                self._reference_was_reset = True
             loss_sum = loss_sum + coefs["rl"] * self._policy_gradient_sum(logits, labels, mask, extras)
-        if args.kl_coef > 0:
-            kl = exact_kl(logits, self._reference_logits(model, forward_inputs)[:, -labels.shape[1] :], args.temperature)
+        if ref_logits is not None:
+            kl = exact_kl(logits, ref_logits, args.temperature)
             loss_sum = loss_sum + self.kl_controller.value * masked_sum(kl, mask)
             self._record("kl", masked_sum(kl.detach(), mask), num_active)
         self._record("rl_active", float(self.rl_active()), 1)
@@ -391,3 +426,89 @@ class TokenLevelRLTrainer(Trainer):
         from .online import learn_online
 
         return learn_online(self, stream, **kwargs)
+
+    # ------------------------------------------------------------------ saving, model card, Hub
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """Saves like `Trainer.save_model`, then (main process) replaces the pickled `training_args.bin` with
+        `training_args.json` and, for a final save (a user call or `push_to_hub`, not a checkpoint), writes the model
+        card. With `args.merge_adapters`, a final save writes the merged plain model at the top of `output_dir` and
+        the adapter in `output_dir/adapter/`."""
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        final = not _internal_call or self._final_save
+        merge = final and self.args.merge_adapters and is_peft_model(self.accelerator.unwrap_model(self.model))
+        super().save_model(os.path.join(output_dir, ADAPTER_SUBFOLDER) if merge else output_dir, _internal_call=True)
+        if self.args.should_save:
+            if merge:
+                self._save_merged(output_dir)
+            self._replace_pickled_args(os.path.join(output_dir, ADAPTER_SUBFOLDER) if merge else output_dir)
+            if merge:
+                save_training_args_json(self.args, output_dir)
+            if final:
+                self._write_model_card(output_dir)
+        if self.args.push_to_hub and not _internal_call:
+            self.push_to_hub(commit_message="Model save", revision=self.args.hub_revision)
+
+    def push_to_hub(self, commit_message: str | None = "End of training", blocking: bool = True, **kwargs):
+        """`Trainer.push_to_hub`, with the final save of [`save_model`] (merged model when `merge_adapters`) and our
+        model card. Extra keyword arguments (`dataset_name`, `tags`, `license`, ...) go to the card."""
+        with self._final_save_context():
+            return super().push_to_hub(commit_message=commit_message, blocking=blocking, **kwargs)
+
+    def create_model_card(self, model_name: str | None = None, dataset_name: str | None = None, tags=None,
+                          license: str | None = None, dataset: str | list[str] | None = None, **kwargs) -> None:
+        """Writes `README.md` in `args.output_dir` (see [`~trl_tokenlevel.model_card.build_model_card`]). Trainer's
+        other card arguments (`language`, `finetuned_from`, ...) are accepted and ignored."""
+        if self.is_world_process_zero():
+            dataset = dataset_name or (dataset[0] if isinstance(dataset, list) else dataset)
+            self._write_model_card(self.args.output_dir, model_name=model_name, dataset=dataset, tags=tags, license=license)
+
+    def _write_model_card(self, output_dir: str, model_name=None, dataset=None, tags=None, license=None) -> None:
+        from .model_card import model_card_from_trainer
+
+        if isinstance(tags, str):
+            tags = [tags]
+        hub_id = self.args.hub_model_id
+        model_name = model_name or (hub_id.split("/")[-1] if hub_id else os.path.basename(os.path.abspath(output_dir)))
+        card = model_card_from_trainer(
+            self, model_name, dataset=dataset or getattr(self, "dataset_name", None),
+            merged=self.args.merge_adapters, repo_id=hub_id or model_name, tags=list(tags or []), license=license,
+        )
+        card.save(os.path.join(output_dir, "README.md"))
+
+    def _save_merged(self, output_dir: str) -> None:
+        if self.is_deepspeed_enabled or self.is_fsdp_enabled:
+            logger.warning(
+                "merge_adapters under DeepSpeed/FSDP: the adapter is saved in %s/%s; merge it offline with "
+                "`trl_tokenlevel.export.merge_adapter_checkpoint`.", output_dir, ADAPTER_SUBFOLDER,
+            )
+            return
+        model = self.accelerator.unwrap_model(self.model)
+        if is_quantized(model):  # merge into a full-precision copy of the base, never into int8/NF4 weights
+            config = model.get_base_model().config
+            merge_adapter_checkpoint(os.path.join(output_dir, ADAPTER_SUBFOLDER), output_dir, config=config)
+            return
+        merged = merge_adapters(model)
+        merged.save_pretrained(output_dir)
+        if self.processing_class is not None:
+            self.processing_class.save_pretrained(output_dir)
+
+    def _replace_pickled_args(self, folder: str) -> None:
+        # Trainer pickles the arguments into training_args.bin; nothing in transformers or here loads it back, and
+        # pickles are unsafe to load from a Hub repo. Ship readable JSON instead.
+        pickled = os.path.join(folder, "training_args.bin")
+        if os.path.exists(pickled):
+            os.remove(pickled)
+        if os.path.isdir(folder):
+            save_training_args_json(self.args, folder)
+
+    @property
+    def _final_save(self) -> bool:
+        return getattr(self, "_final_save_depth", 0) > 0
+
+    @contextlib.contextmanager
+    def _final_save_context(self):
+        self._final_save_depth = getattr(self, "_final_save_depth", 0) + 1
+        try:
+            yield
+        finally:
+            self._final_save_depth -= 1

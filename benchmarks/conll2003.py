@@ -1,0 +1,178 @@
+"""CoNLL-2003 benchmark runs: CE vs token-level RL vs sentence-level RL, PEFT methods, low-resource subsets.
+
+One run:
+    python benchmarks/conll2003.py run --config benchmarks/configs/conll2003/ce.yaml --seed 1 \
+        --train_fraction 0.05 --results_dir docs/results/conll2003
+Tables and plot from every JSON in the results folder:
+    python benchmarks/conll2003.py summarize --results_dir docs/results/conll2003
+
+A run trains the packaged MiniLM encoder, then scores the final model on the full dev split (used for every
+choice) and the full test split (reported, never tuned on). Each run writes one JSON: the resolved config, the
+seed, dev and test entity-level scores (seqeval strict IOB2) per type and overall, token accuracy (includes O) and
+the training time. Low-resource subsets are fixed: the training sentences shuffled once with seed 2003, then the
+first `fraction * 14,041` of them, whatever the training seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import yaml
+from transformers import AutoModelForTokenClassification, AutoTokenizer, set_seed
+
+from trl_tokenlevel import TokenLevelRLConfig, TokenLevelRLTrainer
+from trl_tokenlevel.data import CONLL2003_LABELS, default_conll2003_dir, load_conll2003
+from trl_tokenlevel.metrics import align_predictions, token_classification_report
+from trl_tokenlevel.models import packaged_minilm_path
+from trl_tokenlevel.peft_presets import apply_bitfit, get_peft_config
+from trl_tokenlevel.rewards import EntitySpanReward, SentenceF1Reward, TokenAccuracyReward
+
+
+SUBSET_SEED = 2003
+REWARDS = {"entity_span": EntitySpanReward, "token_accuracy": TokenAccuracyReward, "sentence_f1": SentenceF1Reward}
+BENCH_KEYS = {"name", "peft", "rewards", "lora_r", "lora_alpha", "budget_examples", "notes"}
+
+
+def training_subset(train, fraction: float):
+    if fraction >= 1.0:
+        return train
+    size = max(1, round(fraction * len(train)))
+    return train.shuffle(seed=SUBSET_SEED).select(range(size))
+
+
+def run(config_path: str, seed: int, fraction: float, results_dir: str, overrides: list[str]) -> dict:
+    spec = yaml.safe_load(Path(config_path).read_text())
+    for item in overrides:  # key=value, parsed as YAML
+        key, _, value = item.partition("=")
+        spec[key] = yaml.safe_load(value)
+    bench = {k: spec.pop(k) for k in list(spec) if k in BENCH_KEYS}
+    name = bench.get("name", Path(config_path).stem)
+    data = load_conll2003(default_conll2003_dir())
+    train = training_subset(data["train"], fraction)
+    # same budget in examples seen for every method at a given fraction: epochs = budget / subset size
+    budget = bench.get("budget_examples")
+    if budget:
+        spec["max_steps"] = max(1, math.ceil(budget / spec.get("per_device_train_batch_size", 32)))
+    args = TokenLevelRLConfig(
+        output_dir=tempfile.mkdtemp(prefix=f"conll_{name}_"), seed=seed, report_to="none", save_strategy="no",
+        eval_strategy="no", disable_tqdm=True, **spec,
+    )
+    set_seed(seed)
+    path = packaged_minilm_path()
+    model = AutoModelForTokenClassification.from_pretrained(
+        path, num_labels=len(CONLL2003_LABELS), id2label=dict(enumerate(CONLL2003_LABELS)),
+        label2id={n: i for i, n in enumerate(CONLL2003_LABELS)}, use_safetensors=True,
+    )
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    peft_method = bench.get("peft", "none")
+    peft_config = None
+    if peft_method == "bitfit":
+        model = apply_bitfit(model)
+    elif peft_method != "none":
+        peft_config = get_peft_config(peft_method, model.config.model_type, lora_r=bench.get("lora_r", 8),
+                                      lora_alpha=bench.get("lora_alpha", 16))
+    rewards = bench.get("rewards", ["entity_span", "token_accuracy"])
+    trainer = TokenLevelRLTrainer(
+        model=model, reward_funcs=[REWARDS[r]() for r in rewards], args=args, train_dataset=train,
+        processing_class=tokenizer, peft_config=peft_config, label_list=CONLL2003_LABELS,
+    )
+    start = time.perf_counter()
+    trainer.train()
+    train_seconds = time.perf_counter() - start
+    result = {
+        "name": name, "config_file": config_path, "seed": seed, "train_fraction": fraction,
+        "train_sentences": len(train), "peft": peft_method, "rewards": rewards, "overrides": overrides,
+        "config": {k: v for k, v in spec.items()}, "optimizer_steps": trainer.state.global_step,
+        "train_seconds": round(train_seconds, 1),
+    }
+    for split in ("validation", "test"):
+        prediction = trainer.predict(trainer.prepare_dataset(data[split]), metric_key_prefix="m")
+        scores = {k[2:]: v for k, v in prediction.metrics.items() if not k.endswith(("runtime", "per_second"))}
+        result["dev" if split == "validation" else "test"] = scores
+        if split == "test":
+            true_tags, pred_tags = align_predictions(prediction.predictions, prediction.label_ids, CONLL2003_LABELS)
+            result["test_token_report"] = token_classification_report(true_tags, pred_tags, CONLL2003_LABELS)[1]
+    out = Path(results_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tag = f"{name}_frac{fraction:g}_seed{seed}" + ("_" + "_".join(o.replace("=", "-") for o in overrides) if overrides else "")
+    (out / f"{tag}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{tag}: dev F1 {result['dev']['f1']:.4f}  test F1 {result['test']['f1']:.4f}  ({train_seconds:.0f}s)")
+    return result
+
+
+def _mean_std(values):
+    if len(values) == 1:
+        return f"{100 * values[0]:.2f}"
+    return f"{100 * statistics.mean(values):.2f} ± {100 * statistics.stdev(values):.2f}"
+
+
+def summarize(results_dir: str, plot_path: str | None) -> str:
+    rows = [json.loads(p.read_text()) for p in sorted(Path(results_dir).glob("*.json"))]
+    groups = defaultdict(list)
+    for row in rows:
+        key = (row["name"], row["train_fraction"], tuple(row.get("overrides", [])))
+        groups[key].append(row)
+    lines = ["| run | overrides | train fraction | seeds | dev F1 | test F1 | test token acc. (incl. O) | train s |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (name, fraction, overrides), runs in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0], kv[0][2])):
+        lines.append(
+            f"| {name} | {' '.join(overrides) or '-'} | {fraction:g} | {len(runs)} | "
+            f"{_mean_std([r['dev']['f1'] for r in runs])} | {_mean_std([r['test']['f1'] for r in runs])} | "
+            f"{_mean_std([r['test']['token_accuracy'] for r in runs])} | "
+            f"{statistics.mean(r['train_seconds'] for r in runs):.0f} |"
+        )
+    table = "\n".join(lines)
+    if plot_path:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for name in sorted({k[0] for k in groups if not k[2]}):
+            points = sorted((k[1], [r["test"]["f1"] for r in v]) for k, v in groups.items() if k[0] == name and not k[2])
+            if len(points) < 2:
+                continue
+            xs = [p[0] * 100 for p in points]
+            means = [100 * statistics.mean(p[1]) for p in points]
+            stds = [100 * statistics.stdev(p[1]) if len(p[1]) > 1 else 0.0 for p in points]
+            ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=name)
+        ax.set_xscale("log")
+        ax.set_xlabel("% of CoNLL-2003 training sentences")
+        ax.set_ylabel("test entity F1 (seqeval, strict IOB2)")
+        ax.legend()
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(plot_path, dpi=120)
+    print(table)
+    return table
+
+
+def main():
+    parser = argparse.ArgumentParser(description="CoNLL-2003 benchmark runs")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run")
+    p_run.add_argument("--config", required=True)
+    p_run.add_argument("--seed", type=int, default=1)
+    p_run.add_argument("--train_fraction", type=float, default=1.0)
+    p_run.add_argument("--results_dir", default="docs/results/conll2003")
+    p_run.add_argument("--set", nargs="*", default=[], help="overrides key=value (YAML values), e.g. kl_coef=0.1")
+    p_sum = sub.add_parser("summarize")
+    p_sum.add_argument("--results_dir", default="docs/results/conll2003")
+    p_sum.add_argument("--plot", default=None)
+    args = parser.parse_args()
+    if args.command == "run":
+        run(args.config, args.seed, args.train_fraction, args.results_dir, args.set)
+    else:
+        summarize(args.results_dir, args.plot)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The CoNLL-2003 runs behind docs/benchmarks.md, in the order they were run. Each line writes one JSON to
+# docs/results/conll2003/ (sweep runs to docs/results/conll2003_sweep/). Usage: bash benchmarks/conll2003_suite.sh [sweep|low|sentence|all]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUN="python benchmarks/conll2003.py run"
+CFG=benchmarks/configs/conll2003
+part="${1:-all}"
+
+if [[ $part == sweep || $part == all ]]; then
+  # Recipe search on the dev split only, 5% of the training sentences, seed 1.
+  S="--train_fraction 0.05 --seed 1 --results_dir docs/results/conll2003_sweep"
+  $RUN --config $CFG/ce.yaml $S
+  $RUN --config $CFG/ce_token_rl.yaml $S                                              # joint from step 0, rl 1, K=4, greedy
+  $RUN --config $CFG/ce_token_rl.yaml $S --set rl_coef=0.3                            # smaller RL weight
+  $RUN --config $CFG/ce_token_rl.yaml $S --set rl_start_step=125 kl_coef=0.05 reset_reference_at_rl_start=true  # CE warm-up (half), then RL + KL to the warmed-up model
+  $RUN --config $CFG/ce_token_rl.yaml $S --set baseline=leave_one_out                 # RLOO baseline
+  $RUN --config $CFG/ce_token_rl.yaml $S --set temperature=0.7                        # sharper sampling
+  $RUN --config $CFG/ce_token_rl.yaml $S --set "reward_weights=[1.0, 0.0]"            # entity-span reward only
+fi
+if [[ $part == low || $part == all ]]; then
+  for fraction in 0.01 0.05; do
+    for seed in 1 2 3; do
+      $RUN --config $CFG/ce.yaml --train_fraction $fraction --seed $seed
+      $RUN --config $CFG/ce_token_rl.yaml --train_fraction $fraction --seed $seed
+    done
+  done
+fi
+if [[ $part == sentence || $part == all ]]; then
+  for seed in 1 2 3; do
+    $RUN --config $CFG/ce_sentence_rl.yaml --train_fraction 0.05 --seed $seed
+  done
+fi
