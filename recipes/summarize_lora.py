@@ -29,7 +29,10 @@ from trl_tokenlevel.generation.evaluate import greedy_completions, summary_metri
 from trl_tokenlevel.rewards import EntityFaithfulnessReward, RougeLReward
 
 
-OVERRIDES = ("max_train_prompts", "max_eval_prompts", "max_steps", "output_dir", "results_path", "eval_max_new_tokens")
+OVERRIDES = (
+    "max_train_prompts", "max_eval_prompts", "max_steps", "output_dir", "results_path", "eval_max_new_tokens",
+    "max_new_tokens",
+)
 
 
 def load_split(cfg: dict, split: str) -> list[dict]:
@@ -75,8 +78,9 @@ def main() -> None:
     for key in ("max_train_prompts", "max_eval_prompts", "eval_max_new_tokens"):
         if getattr(cli, key) is not None:
             cfg[key] = int(getattr(cli, key))
-    if cli.max_steps is not None:
-        cfg["training"]["max_steps"] = int(cli.max_steps)
+    for key in ("max_steps", "max_new_tokens"):
+        if getattr(cli, key) is not None:
+            cfg["training"][key] = int(getattr(cli, key))
     if cli.output_dir is not None:
         cfg["training"]["output_dir"] = cli.output_dir
     results_path = cli.results_path or os.path.join(cfg["training"]["output_dir"], "results.json")
