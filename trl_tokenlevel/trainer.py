@@ -1,5 +1,9 @@
 """`TokenLevelRLTrainer`: a `transformers.Trainer` whose actions are tokens and whose rewards are per token.
 
+The trainer picks the task from the model: token classifiers take the path below; causal LMs take the generation
+path (rollout with `generate`, dense completion rewards, leave-one-out or GAE advantages), implemented in
+`trl_tokenlevel/generation/trainer_mixin.py` and documented in `docs/generation.md`.
+
 One training step for a token classifier (equations map to `_token_classification_loss`):
 
     logits            = f_theta(x)                                   # (B, T, C)

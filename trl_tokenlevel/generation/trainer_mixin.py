@@ -32,6 +32,7 @@ processes; long completions weigh more than short ones (token-level mean, as DAP
 from __future__ import annotations
 
 import copy
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 import torch
@@ -40,6 +41,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer
 from trl.trainer.utils import RepeatSampler
 
 from ..core import exact_entropy, masked_sum
+from ..kl_control import make_kl_controller
 from ..rewards.base import reward_name
 from ..rewards.completion import compute_completion_rewards
 from .advantages import (
@@ -127,9 +129,6 @@ class GenerationTrainerMixin:
         self.ref_model = None
         if args.kl_coef > 0 and not hasattr(self.accelerator.unwrap_model(self.model), "disable_adapter"):
             self.ref_model = copy.deepcopy(self.accelerator.unwrap_model(self.model)).eval().requires_grad_(False)
-        from ..kl_control import make_kl_controller
-        from collections import defaultdict
-
         self.kl_controller = make_kl_controller(args.kl_coef, args.target_kl, args.kl_horizon)
         self._metrics = {"train": defaultdict(lambda: [0.0, 0.0])}
         self._buffered_rollout, self._rollout_calls = None, 0
