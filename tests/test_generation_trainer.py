@@ -97,6 +97,8 @@ def test_ppo_value_head_trains_value_loss_falls_and_saves(tmp_path):
     assert torch.equal(head.summary.weight, trainer.model.value_head.summary.weight.cpu())
     ids = torch.tensor([[2, 5, 6, 7]])
     assert torch.allclose(reloaded(ids).logits, trainer.model(ids).logits, atol=1e-6)
+    resumed = make_trainer(tmp_path / "again", model=reloaded, advantage_estimator="gae")  # picks the saved head up
+    assert torch.equal(resumed.model.value_head.summary.weight, head.summary.weight)
 
 
 @pytest.mark.parametrize("use_peft", [False, True])

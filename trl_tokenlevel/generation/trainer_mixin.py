@@ -32,6 +32,7 @@ processes; long completions weigh more than short ones (token-level mean, as DAP
 from __future__ import annotations
 
 import copy
+import os
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
@@ -56,7 +57,7 @@ from .advantages import (
     whiten,
 )
 from .rollout import eos_ids, policy_forward, sample_completions, token_logprobs, tokenize_prompts
-from .value_head import ValueHead
+from .value_head import VALUE_HEAD_FILE, ValueHead
 
 
 def is_generative_model(model) -> bool:
@@ -110,7 +111,7 @@ class GenerationTrainerMixin:
 
             model = get_peft_model(model, peft_config)
         if args.advantage_estimator == "gae":
-            model.value_head = ValueHead(model.config.get_text_config().hidden_size)
+            model.value_head = self._value_head_for(model)
         self.reward_funcs = list(reward_funcs)
         weights = reward_weights if reward_weights is not None else args.reward_weights
         self.reward_weights = [float(w) for w in weights] if weights is not None else [1.0] * len(self.reward_funcs)
@@ -132,6 +133,14 @@ class GenerationTrainerMixin:
         self.kl_controller = make_kl_controller(args.kl_coef, args.target_kl, args.kl_horizon)
         self._metrics = {"train": defaultdict(lambda: [0.0, 0.0])}
         self._buffered_rollout, self._rollout_calls = None, 0
+
+    @staticmethod
+    def _value_head_for(model) -> ValueHead:
+        """The value head saved beside the model (`value_head.safetensors` in its folder), else a new zero head."""
+        folder = str(getattr(model.config, "_name_or_path", "") or "")
+        if folder and os.path.isfile(os.path.join(folder, VALUE_HEAD_FILE)):
+            return ValueHead.from_pretrained(folder)
+        return ValueHead(model.config.get_text_config().hidden_size)
 
     # ------------------------------------------------------------------ data: repeat each rollout batch
     def get_train_dataloader(self):
