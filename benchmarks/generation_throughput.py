@@ -180,6 +180,8 @@ def main() -> None:
             f"smollm2 = SmolLM2-135M-Instruct ({opts.smollm2_steps} timed steps x 1 round).", "",
             *table, "",
             "The machine is shared with other jobs, so absolute numbers move from run to run; compare the ratios of one run.",
+            "Completions are sampled, so completion tokens per step differ between trainers; each step has a fixed cost, "
+            "so longer completions raise tokens/s. Compare seconds per step too.",
         ])
         update_section(opts.write, "## Generation throughput", body)
 
