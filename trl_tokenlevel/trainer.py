@@ -1,5 +1,9 @@
 """`TokenLevelRLTrainer`: a `transformers.Trainer` whose actions are tokens and whose rewards are per token.
 
+The trainer picks the task from the model: token classifiers take the path below; causal LMs take the generation
+path (rollout with `generate`, dense completion rewards, leave-one-out or GAE advantages), implemented in
+`trl_tokenlevel/generation/trainer_mixin.py` and documented in `docs/generation.md`.
+
 One training step for a token classifier (equations map to `_token_classification_loss`):
 
     logits            = f_theta(x)                                   # (B, T, C)
@@ -31,6 +35,7 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer, PreTrai
 
 from .collator import MODEL_INPUT_KEYS, TokenClassificationRLCollator
 from .config import TokenLevelRLConfig
+from .generation.trainer_mixin import GenerationTrainerMixin, is_generative_model
 from .core import (
     action_logprobs,
     exact_entropy,
@@ -87,7 +92,7 @@ def _label_list_from(dataset, model) -> list[str] | None:
     return None
 
 
-class TokenLevelRLTrainer(Trainer):
+class TokenLevelRLTrainer(GenerationTrainerMixin, Trainer):
     """Trainer for token-level RL. See the module docstring for the step and [`TokenLevelRLConfig`] for options.
 
     Args:
@@ -129,6 +134,11 @@ class TokenLevelRLTrainer(Trainer):
         if args is None:
             name = model if isinstance(model, str) else model.config._name_or_path
             args = TokenLevelRLConfig(f"{str(name).split('/')[-1]}-token-level-rl")
+        if is_generative_model(model):  # causal LM: the generation path (trl_tokenlevel/generation/trainer_mixin.py)
+            return self._init_generation(
+                model, reward_funcs, args, train_dataset, eval_dataset, processing_class, reward_weights,
+                peft_config, callbacks, optimizers,
+            )
         label_list = list(label_list) if label_list is not None else _label_list_from(train_dataset, model)
         if isinstance(model, str):
             model = self._load_model(model, args, label_list)
@@ -281,6 +291,8 @@ class TokenLevelRLTrainer(Trainer):
             unwrapped.train(was_training)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.task == "generation":
+            return self._generation_loss(model, inputs)
         labels = inputs["labels"]
         forward_inputs = {k: inputs[k] for k in FORWARD_KEYS if k in inputs}
         extras = {k: v for k, v in inputs.items() if k not in MODEL_INPUT_KEYS}
