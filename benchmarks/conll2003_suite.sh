@@ -14,7 +14,9 @@ if [[ $part == sweep || $part == all ]]; then
   $RUN --config $CFG/ce_token_rl.yaml $S                                              # joint from step 0, rl 1, K=4, greedy
   $RUN --config $CFG/ce_token_rl.yaml $S --set rl_coef=0.3                            # smaller RL weight
   $RUN --config $CFG/ce_token_rl.yaml $S --set rl_start_step=125 kl_coef=0.05 reset_reference_at_rl_start=true  # CE warm-up (half), then RL + KL to the warmed-up model
-  # Not run yet (CPU time): baseline=leave_one_out, temperature=0.7, reward_weights=[1.0, 0.0], K=8.
+  $RUN --config $CFG/ce_token_rl.yaml $S --set rl_start_step=125                       # CE warm-up (half), then RL, no KL
+  $RUN --config $CFG/ce_token_rl.yaml $S --set baseline=leave_one_out rl_coef=0.3     # RLOO baseline, small RL weight
+  # Not run yet (CPU time): temperature=0.7, reward_weights=[1.0, 0.0], num_samples=8.
 fi
 if [[ $part == low || $part == all ]]; then
   for fraction in 0.05 0.01; do

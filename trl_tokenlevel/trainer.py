@@ -215,19 +215,23 @@ class TokenLevelRLTrainer(GenerationTrainerMixin, Trainer):
         self._reference_was_reset = False
         self.reference_cache: ReferenceLogprobCache | None = None
         self.kl_controller = make_kl_controller(args.kl_coef, args.target_kl, args.kl_horizon)
-        reduce = None
-        if self.accelerator.num_processes > 1:
-            def reduce(values):
-                return self.accelerator.reduce(values.to(self.args.device), reduction="sum").cpu()
-        self.reward_names = unique_reward_names([reward_name(f) for f in self.reward_funcs])
-        self.reward_combiner = build_reward_combiner(args, self.reward_names, self.reward_weights, reduce)
-        self.coef_schedules = build_coef_schedules(args)
-        self.add_callback(DynamicRewardsCallback(self))
+        self._init_dynamic_rewards()
         self._metrics: dict[str, dict[str, list[float]]] = {"train": defaultdict(lambda: [0.0, 0.0])}
         if hasattr(self.model, "add_model_tags"):
             self.model.add_model_tags(self._tag_names)
 
     # ------------------------------------------------------------------ set-up helpers
+    def _init_dynamic_rewards(self) -> None:
+        """Reward combiner (weights, schedules, normalisation, constraints), CE/RL schedules and their callback."""
+        reduce = None
+        if self.accelerator.num_processes > 1:
+            def reduce(values):
+                return self.accelerator.reduce(values.to(self.args.device), reduction="sum").cpu()
+        self.reward_names = unique_reward_names([reward_name(f) for f in self.reward_funcs])
+        self.reward_combiner = build_reward_combiner(self.args, self.reward_names, self.reward_weights, reduce)
+        self.coef_schedules = build_coef_schedules(self.args)
+        self.add_callback(DynamicRewardsCallback(self))
+
     @staticmethod
     def _load_model(name: str, args: TokenLevelRLConfig, label_list: Sequence[str] | None) -> PreTrainedModel:
         kwargs = dict(args.model_init_kwargs or {})

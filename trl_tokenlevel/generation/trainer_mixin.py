@@ -131,6 +131,7 @@ class GenerationTrainerMixin:
         if args.kl_coef > 0 and not hasattr(self.accelerator.unwrap_model(self.model), "disable_adapter"):
             self.ref_model = copy.deepcopy(self.accelerator.unwrap_model(self.model)).eval().requires_grad_(False)
         self.kl_controller = make_kl_controller(args.kl_coef, args.target_kl, args.kl_horizon)
+        self._init_dynamic_rewards()  # logging and checkpointed state; generation rewards still use fixed weights
         self._metrics = {"train": defaultdict(lambda: [0.0, 0.0])}
         self._buffered_rollout, self._rollout_calls = None, 0
 
