@@ -155,6 +155,15 @@ def summarize(results_dir: str, plot_path: str | None) -> str:
     return table
 
 
+def best_overrides(results_dir: str, name: str) -> list[str]:
+    """Overrides of the run called `name` with the highest dev F1 in `results_dir` (the dev-only recipe choice)."""
+    rows = [json.loads(p.read_text()) for p in Path(results_dir).glob("*.json")]
+    rows = [r for r in rows if r["name"] == name]
+    if not rows:
+        raise SystemExit(f"No {name!r} runs in {results_dir}.")
+    return max(rows, key=lambda r: r["dev"]["f1"]).get("overrides", [])
+
+
 def main():
     parser = argparse.ArgumentParser(description="CoNLL-2003 benchmark runs")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -164,12 +173,17 @@ def main():
     p_run.add_argument("--train_fraction", type=float, default=1.0)
     p_run.add_argument("--results_dir", default="docs/results/conll2003")
     p_run.add_argument("--set", nargs="*", default=[], help="overrides key=value (YAML values), e.g. kl_coef=0.1")
+    p_best = sub.add_parser("best", help="print the --set overrides of the best run (by dev F1) of a config name")
+    p_best.add_argument("--results_dir", default="docs/results/conll2003_sweep")
+    p_best.add_argument("--name", default="ce_token_rl")
     p_sum = sub.add_parser("summarize")
     p_sum.add_argument("--results_dir", default="docs/results/conll2003")
     p_sum.add_argument("--plot", default=None)
     args = parser.parse_args()
     if args.command == "run":
         run(args.config, args.seed, args.train_fraction, args.results_dir, args.set)
+    elif args.command == "best":
+        print(" ".join(best_overrides(args.results_dir, args.name)))
     else:
         summarize(args.results_dir, args.plot)
 
