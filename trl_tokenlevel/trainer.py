@@ -21,13 +21,10 @@ as 1x8 or 2x4 gives the same update.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
-import os
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import torch
 from torch import nn
@@ -36,11 +33,11 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer, PreTrai
 from .collator import MODEL_INPUT_KEYS, TokenClassificationRLCollator
 from .config import TokenLevelRLConfig
 from .generation.trainer_mixin import GenerationTrainerMixin, is_generative_model
+from .hub_mixin import HubExportMixin
 from .core import (
     action_logprobs,
     exact_entropy,
     exact_kl,
-    masked_mean,
     masked_sum,
     policy_gradient_sum,
     sample_actions,
@@ -54,15 +51,8 @@ from .dynamic import (
     load_dynamic_state_file,
     unique_reward_names,
 )
-from .export import (
-    ADAPTER_SUBFOLDER,
-    is_peft_model,
-    merge_adapter_checkpoint,
-    merge_adapters,
-    save_training_args_json,
-)
 from .kl_control import make_kl_controller
-from .quantization import is_quantized, prepare_quantized_model, resolve_model_init_kwargs
+from .quantization import prepare_quantized_model, resolve_model_init_kwargs
 from .reference_cache import REFERENCE_INDEX_COLUMN, ReferenceLogprobCache
 from .rewards import EntitySpanReward, TokenAccuracyReward, compute_token_rewards, reward_name
 
@@ -92,7 +82,7 @@ def _label_list_from(dataset, model) -> list[str] | None:
     return None
 
 
-class TokenLevelRLTrainer(GenerationTrainerMixin, Trainer):
+class TokenLevelRLTrainer(HubExportMixin, GenerationTrainerMixin, Trainer):
     """Trainer for token-level RL. See the module docstring for the step and [`TokenLevelRLConfig`] for options.
 
     Args:
@@ -223,10 +213,10 @@ class TokenLevelRLTrainer(GenerationTrainerMixin, Trainer):
     # ------------------------------------------------------------------ set-up helpers
     def _init_dynamic_rewards(self) -> None:
         """Reward combiner (weights, schedules, normalisation, constraints), CE/RL schedules and their callback."""
-        reduce = None
-        if self.accelerator.num_processes > 1:
-            def reduce(values):
-                return self.accelerator.reduce(values.to(self.args.device), reduction="sum").cpu()
+        def reduce_across_processes(values):
+            return self.accelerator.reduce(values.to(self.args.device), reduction="sum").cpu()
+
+        reduce = reduce_across_processes if self.accelerator.num_processes > 1 else None
         self.reward_names = unique_reward_names([reward_name(f) for f in self.reward_funcs])
         self.reward_combiner = build_reward_combiner(self.args, self.reward_names, self.reward_weights, reduce)
         self.coef_schedules = build_coef_schedules(self.args)
@@ -442,89 +432,3 @@ class TokenLevelRLTrainer(GenerationTrainerMixin, Trainer):
         from .online import learn_online
 
         return learn_online(self, stream, **kwargs)
-
-    # ------------------------------------------------------------------ saving, model card, Hub
-    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        """Saves like `Trainer.save_model`, then (main process) replaces the pickled `training_args.bin` with
-        `training_args.json` and, for a final save (a user call or `push_to_hub`, not a checkpoint), writes the model
-        card. With `args.merge_adapters`, a final save writes the merged plain model at the top of `output_dir` and
-        the adapter in `output_dir/adapter/`."""
-        output_dir = output_dir if output_dir is not None else self.args.output_dir
-        final = not _internal_call or self._final_save
-        merge = final and self.args.merge_adapters and is_peft_model(self.accelerator.unwrap_model(self.model))
-        super().save_model(os.path.join(output_dir, ADAPTER_SUBFOLDER) if merge else output_dir, _internal_call=True)
-        if self.args.should_save:
-            if merge:
-                self._save_merged(output_dir)
-            self._replace_pickled_args(os.path.join(output_dir, ADAPTER_SUBFOLDER) if merge else output_dir)
-            if merge:
-                save_training_args_json(self.args, output_dir)
-            if final:
-                self._write_model_card(output_dir)
-        if self.args.push_to_hub and not _internal_call:
-            self.push_to_hub(commit_message="Model save", revision=self.args.hub_revision)
-
-    def push_to_hub(self, commit_message: str | None = "End of training", blocking: bool = True, **kwargs):
-        """`Trainer.push_to_hub`, with the final save of [`save_model`] (merged model when `merge_adapters`) and our
-        model card. Extra keyword arguments (`dataset_name`, `tags`, `license`, ...) go to the card."""
-        with self._final_save_context():
-            return super().push_to_hub(commit_message=commit_message, blocking=blocking, **kwargs)
-
-    def create_model_card(self, model_name: str | None = None, dataset_name: str | None = None, tags=None,
-                          license: str | None = None, dataset: str | list[str] | None = None, **kwargs) -> None:
-        """Writes `README.md` in `args.output_dir` (see [`~trl_tokenlevel.model_card.build_model_card`]). Trainer's
-        other card arguments (`language`, `finetuned_from`, ...) are accepted and ignored."""
-        if self.is_world_process_zero():
-            dataset = dataset_name or (dataset[0] if isinstance(dataset, list) else dataset)
-            self._write_model_card(self.args.output_dir, model_name=model_name, dataset=dataset, tags=tags, license=license)
-
-    def _write_model_card(self, output_dir: str, model_name=None, dataset=None, tags=None, license=None) -> None:
-        from .model_card import model_card_from_trainer
-
-        if isinstance(tags, str):
-            tags = [tags]
-        hub_id = self.args.hub_model_id
-        model_name = model_name or (hub_id.split("/")[-1] if hub_id else os.path.basename(os.path.abspath(output_dir)))
-        card = model_card_from_trainer(
-            self, model_name, dataset=dataset or getattr(self, "dataset_name", None),
-            merged=self.args.merge_adapters, repo_id=hub_id or model_name, tags=list(tags or []), license=license,
-        )
-        card.save(os.path.join(output_dir, "README.md"))
-
-    def _save_merged(self, output_dir: str) -> None:
-        if self.is_deepspeed_enabled or self.is_fsdp_enabled:
-            logger.warning(
-                "merge_adapters under DeepSpeed/FSDP: the adapter is saved in %s/%s; merge it offline with "
-                "`trl_tokenlevel.export.merge_adapter_checkpoint`.", output_dir, ADAPTER_SUBFOLDER,
-            )
-            return
-        model = self.accelerator.unwrap_model(self.model)
-        if is_quantized(model):  # merge into a full-precision copy of the base, never into int8/NF4 weights
-            config = model.get_base_model().config
-            merge_adapter_checkpoint(os.path.join(output_dir, ADAPTER_SUBFOLDER), output_dir, config=config)
-            return
-        merged = merge_adapters(model)
-        merged.save_pretrained(output_dir)
-        if self.processing_class is not None:
-            self.processing_class.save_pretrained(output_dir)
-
-    def _replace_pickled_args(self, folder: str) -> None:
-        # Trainer pickles the arguments into training_args.bin; nothing in transformers or here loads it back, and
-        # pickles are unsafe to load from a Hub repo. Ship readable JSON instead.
-        pickled = os.path.join(folder, "training_args.bin")
-        if os.path.exists(pickled):
-            os.remove(pickled)
-        if os.path.isdir(folder):
-            save_training_args_json(self.args, folder)
-
-    @property
-    def _final_save(self) -> bool:
-        return getattr(self, "_final_save_depth", 0) > 0
-
-    @contextlib.contextmanager
-    def _final_save_context(self):
-        self._final_save_depth = getattr(self, "_final_save_depth", 0) + 1
-        try:
-            yield
-        finally:
-            self._final_save_depth -= 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .alignment import token_char_spans, tokens_overlapping
+from .alignment import token_char_spans
 from .base import TokenReward
 
 
