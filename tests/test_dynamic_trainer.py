@@ -1,7 +1,6 @@
 """Tier 2: dynamic rewards wired into TokenLevelRLTrainer on the tiny random BERT."""
 
 import json
-import os
 
 import pytest
 

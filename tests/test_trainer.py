@@ -1,8 +1,6 @@
 """Tier 2: TokenLevelRLTrainer on a tiny random BERT built from a config (no downloads)."""
 
-import os
 
-import numpy as np
 import pytest
 import torch
 
