@@ -1,4 +1,4 @@
-"""The worked examples in the generation and reward docstrings are tests too."""
+"""The worked examples in the library's docstrings are tests too."""
 
 import doctest
 import importlib
@@ -9,6 +9,8 @@ import pytest
 MODULES = [
     "trl_tokenlevel.generation.advantages", "trl_tokenlevel.generation.rollout", "trl_tokenlevel.generation.text_metrics",
     "trl_tokenlevel.rewards.completion", "trl_tokenlevel.rewards.generation", "trl_tokenlevel.rewards.faithfulness",
+    "trl_tokenlevel.core", "trl_tokenlevel.kl_control", "trl_tokenlevel.rewards.spans", "trl_tokenlevel.rewards.entity",
+    "trl_tokenlevel.rewards.token_accuracy", "trl_tokenlevel.metrics.ner",
 ]
 
 
