@@ -209,3 +209,13 @@ def test_precomputed_reference_logprobs_match_the_live_reference(tmp_path, monke
     assert kl_cached == pytest.approx(kl_live, rel=1e-4, abs=1e-7)
     for name, value in params_live.items():
         torch.testing.assert_close(params_cached[name], value, rtol=1e-4, atol=1e-6)
+
+
+def test_rl_start_epoch_switches_rl_on_halfway(tmp_path):
+    # 64 sentences / batch 16 = 4 steps per epoch; RL from epoch 0.5 = from the third step on
+    trainer = make_trainer(
+        tmp_path, train=synthetic_dataset(64, seed=6), per_device_train_batch_size=16, num_train_epochs=1,
+        rl_start_epoch=0.5, logging_steps=1,
+    )
+    trainer.train()
+    assert [h["rl_active"] for h in trainer.state.log_history if "rl_active" in h] == [0.0, 0.0, 1.0, 1.0]
