@@ -22,12 +22,15 @@ def test_dense_sequence_and_none():
     total, per = call(mixed)
     assert total.tolist() == [[2.0, 0.0, -2.0, 0.0], [0.0] * 4]
     assert per["mixed"][1].tolist() == [True, False]
+    assert per["mixed"][2].tolist() == [[True, True, True, False], [False] * 4]  # the tokens that carry it
 
     def sequence(prompts, completions, completion_ids, **kwargs):
         return [3.0, 1.0]
 
     assert call(sequence)[0].tolist() == [[0.0, 0.0, 6.0, 0.0], [2.0, 0.0, 0.0, 0.0]]
+    assert call(sequence)[1]["sequence"][2].tolist() == [[False, False, True, False], [True, False, False, False]]
     assert call(sequence, "spread")[0].tolist() == [[2.0, 2.0, 2.0, 0.0], [2.0, 0.0, 0.0, 0.0]]
+    assert call(sequence, "spread")[1]["sequence"][2].tolist() == [[True, True, True, False], [True, False, False, False]]
 
 
 def test_wrong_length_type_and_nan_name_the_reward():

@@ -46,3 +46,17 @@ def test_an_empty_mask_changes_nothing_and_bad_momentum_is_refused():
     assert norm.mean == {}
     with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\)"):
         RunningRewardNormalizer(momentum=1.0)
+
+
+def test_per_reward_masks_count_each_reward_where_it_is_carried():
+    # generation: a dense reward on every completion token, a sequence reward on the last token of the completions
+    # it applies to (completion 1 returned None for it); position 3 of completion 0 is padding
+    dense = torch.tensor([[1.0, 1.0, 3.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
+    sequence = torch.tensor([[0.0, 0.0, 4.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    masks = {"dense": torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]]), "sequence": torch.tensor([[0, 0, 1, 0], [0, 0, 0, 0]])}
+    norm = RunningRewardNormalizer(momentum=0.5)
+    norm.update({"dense": dense, "sequence": sequence}, masks)
+    assert norm.mean["dense"] == pytest.approx(9 / 7) and norm.mean["sequence"] == pytest.approx(4.0)
+    out = norm.normalize({"dense": dense, "sequence": sequence}, masks)
+    assert out["sequence"].count_nonzero() == 0  # (4 - 4) / std on its one token, 0 everywhere else
+    assert out["dense"][0, 3] == 0 and out["dense"][0, 2] > 0

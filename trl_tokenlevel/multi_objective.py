@@ -2,7 +2,9 @@
 
 Everything here takes a dict `{reward name: (K, B, T) tensor}` and a `(B, T)` (or broadcastable) mask of the
 positions that count, so it is the same for token classification (mask = word positions) and generation
-(mask = completion tokens). The trainer calls, per micro-batch:
+(`(N, T)` rewards; one mask per reward, `{name: mask}`, of the tokens that carry it: all completion tokens for a
+dense reward, the last one for a sequence reward placed there, none of a completion it returned `None` for).
+The trainer calls, per micro-batch (generation: per rollout):
 
     combiner.observe(per_reward, mask, measurements)   # running statistics, constraint measurements
     total = combiner.combine(per_reward, mask, step)   # (K, B, T)
@@ -36,7 +38,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .reward_normalization import RunningRewardNormalizer
+from .reward_normalization import RunningRewardNormalizer, mask_of
 
 
 COMBINATIONS = ("weighted_sum", "normalize_then_sum", "constrained")
@@ -122,14 +124,14 @@ class RewardCombiner:
         """The scheduled weight of every reward at `step`."""
         return {name: float(schedule(step)) for name, schedule in zip(self.names, self.weight_schedules)}
 
-    def measure(self, per_reward: Mapping[str, torch.Tensor], mask: torch.Tensor, statistics: Callable[[str], dict]):
+    def measure(self, per_reward: Mapping[str, torch.Tensor], mask, statistics: Callable[[str], dict]):
         """`{constraint reward: (numerator, denominator)}` for this micro-batch. `statistics(name)` returns the
         reward's `(numerator, denominator)` dict; it is only called for constraints whose statistic is not `mean`."""
         out = {}
         for constraint in self.constraints:
             if constraint.statistic == "mean":
                 values = per_reward[constraint.reward]
-                weights = mask.to(values.dtype).expand_as(values)
+                weights = mask_of(mask, constraint.reward).to(values.dtype).expand_as(values)
                 out[constraint.reward] = (float((values * weights).sum()), float(weights.sum()))
             else:
                 stats = statistics(constraint.reward)
@@ -138,7 +140,7 @@ class RewardCombiner:
                 out[constraint.reward] = tuple(float(x) for x in stats[constraint.statistic])
         return out
 
-    def observe(self, per_reward: Mapping[str, torch.Tensor], mask: torch.Tensor, measurements: Mapping | None = None):
+    def observe(self, per_reward: Mapping[str, torch.Tensor], mask, measurements: Mapping | None = None):
         """Update running statistics with the sampled rewards and add up this micro-batch's constraint measurements."""
         if self.normalizer is not None and self.combination == "normalize_then_sum":
             self.normalizer.update(per_reward, mask)
@@ -146,8 +148,8 @@ class RewardCombiner:
             self._measured_sums[name][0] += numerator
             self._measured_sums[name][1] += denominator
 
-    def combine(self, per_reward: Mapping[str, torch.Tensor], mask: torch.Tensor, step: int) -> torch.Tensor:
-        """The per-token reward `(K, B, T)` optimised at `step`."""
+    def combine(self, per_reward: Mapping[str, torch.Tensor], mask, step: int) -> torch.Tensor:
+        """The per-token reward `(K, B, T)` optimised at `step`. `mask` is a tensor, or a dict with one per reward."""
         weights = self.weights(step)
         if self.combination == "normalize_then_sum":
             per_reward = self.normalizer.normalize(per_reward, mask)

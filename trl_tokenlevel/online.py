@@ -20,6 +20,11 @@ same examples in the same order (a list, a `Dataset`, a file, a queue with offse
 The learning rate is constant (`args.learning_rate`): an open-ended stream has no horizon for a decaying schedule.
 Only the model-input columns of an example are kept (`tokens` are tokenized with the trainer's tokenizer), so
 rewards that need other dataset columns do not see them here.
+
+For a causal LM (`trainer.task == "generation"`) the stream yields prompt rows instead, `{prompt_column: ...,
+**other columns}`; each update samples K completions of the new and replayed prompts, scores them with the reward
+functions (which see the other columns: that is how feedback arrives) and takes one step on the generation loss.
+The replay buffer holds past prompt rows. See `generation/online.py`.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from safetensors.torch import load_model, save_model
 
 from .collator import MODEL_INPUT_KEYS
 from .dynamic import dynamic_state, load_dynamic_state
+from .generation.online import check_online_generation, evaluate_rewards, prompt_rows, rollout_loss
 
 
 ONLINE_CHECKPOINT_PREFIX = "online-checkpoint"
@@ -87,7 +93,10 @@ class ReservoirBuffer:
 
 
 def _features(trainer, examples: list[Mapping]) -> list[dict]:
-    """Model-input features of raw (`tokens`, `ner_tags`) or tokenized (`input_ids`, `labels`) examples."""
+    """Model-input features of raw (`tokens`, `ner_tags`) or tokenized (`input_ids`, `labels`) examples; for a causal
+    LM, the prompt rows themselves (completions are sampled at each update)."""
+    if trainer.task == "generation":
+        return prompt_rows(trainer, examples)
     raw = [e for e in examples if "input_ids" not in e]
     if raw and any("tokens" not in e or "ner_tags" not in e for e in raw):
         raise ValueError(
@@ -156,11 +165,14 @@ def load_online_checkpoint(trainer, optimizer, buffer: ReservoirBuffer, folder: 
 def _online_update(trainer, optimizer, features: list[dict]) -> float:
     model = trainer.model
     model.train()
-    batch = trainer.data_collator(features)
-    batch = {k: v.to(trainer.args.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-    num_items = (batch["labels"] != -100).sum()
-    loss = trainer.compute_loss(model, batch, num_items_in_batch=num_items)
-    trainer.accelerator.backward(loss)
+    if trainer.task == "generation":
+        loss = rollout_loss(trainer, features)
+    else:
+        batch = trainer.data_collator(features)
+        batch = {k: v.to(trainer.args.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        num_items = (batch["labels"] != -100).sum()
+        loss = trainer.compute_loss(model, batch, num_items_in_batch=num_items)
+        trainer.accelerator.backward(loss)
     if trainer.args.max_grad_norm and trainer.args.max_grad_norm > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), trainer.args.max_grad_norm)
     optimizer.step()
@@ -173,7 +185,10 @@ def _online_update(trainer, optimizer, features: list[dict]) -> float:
 def _evaluate(trainer, eval_sets: Mapping[str, object]) -> None:
     with torch.random.fork_rng():  # evaluating (or not) never changes the training trajectory
         for name, dataset in eval_sets.items():
-            trainer.evaluate(eval_dataset=dataset, metric_key_prefix=f"eval_{name}")
+            if trainer.task == "generation":  # no eval loss for sampled text: the mean reward of sampled completions
+                trainer.log(evaluate_rewards(trainer, name, dataset))
+            else:
+                trainer.evaluate(eval_dataset=dataset, metric_key_prefix=f"eval_{name}")
 
 
 def learn_online(
@@ -190,11 +205,14 @@ def learn_online(
     Args:
         trainer (`TokenLevelRLTrainer`): its model, loss, rewards, tokenizer and `args` (`online_batch_size`,
             `replay_buffer_size`, `replay_batch_size`, `online_eval_steps`, `online_save_steps`, `logging_steps`).
-        stream (`Iterable[Mapping]`): examples with `tokens` + `ner_tags` (label ids), or `input_ids` + `labels`.
+        stream (`Iterable[Mapping]`): examples with `tokens` + `ner_tags` (label ids), or `input_ids` + `labels`;
+            for a causal LM, prompt rows (`prompt_column` plus the columns the rewards read; JSON-serialisable).
         seed_examples (`Iterable[Mapping]`, *optional*): the data the model was trained on before deployment; they
             enter the reservoir first, so replay rehearses old data. Ignored when resuming (the buffer is restored).
         eval_datasets (`Mapping[str, Dataset]`, *optional*): e.g. `{"old": ..., "new": ...}`, evaluated at the
-            start, every `online_eval_steps` updates and at the end; logged as `eval_<name>_f1` etc.
+            start, every `online_eval_steps` updates and at the end; logged as `eval_<name>_f1` etc. For a causal
+            LM: prompt rows, scored by sampling `num_samples` completions each (`eval_<name>_reward`,
+            `eval_<name>_rewards/<reward>/mean`), under a forked RNG.
         max_updates (`int`, *optional*): stop after this many updates in total (counting those before a resume).
         resume_from_checkpoint (`str` or `bool`, *optional*): an `online-checkpoint-*` folder, or `True` for the
             latest one in `args.output_dir`.
@@ -206,7 +224,11 @@ def learn_online(
     trainer.create_optimizer()
     optimizer = trainer.optimizer
     buffer = ReservoirBuffer(args.replay_buffer_size, seed=args.seed)
-    eval_sets = {k: trainer.prepare_dataset(v) for k, v in (eval_datasets or {}).items()}
+    if trainer.task == "generation":
+        check_online_generation(args)
+        eval_sets = dict(eval_datasets or {})
+    else:
+        eval_sets = {k: trainer.prepare_dataset(v) for k, v in (eval_datasets or {}).items()}
     position = 0
     if resume_from_checkpoint is True:
         resume_from_checkpoint = last_online_checkpoint(args.output_dir)

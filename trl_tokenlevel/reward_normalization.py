@@ -1,8 +1,10 @@
 """Running per-reward normalisation: exponential moving mean and standard deviation over active tokens.
 
 Task-agnostic: it takes a dict `{reward name: tensor}` plus a mask of the positions that count, so the same object
-serves token classification (`(K, B, T)` rewards over word positions) and generation (`(K, B, T)` rewards over
-completion tokens, mask = completion mask).
+serves token classification (`(K, B, T)` rewards over word positions) and generation (`(N, T)` rewards over
+completion tokens). The mask is one tensor for every reward, or a dict `{reward name: mask}` when rewards live on
+different positions (generation: a sequence reward placed on the last token counts there only, and a reward that
+returned `None` for a completion does not count on it).
 """
 
 from __future__ import annotations
@@ -10,6 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import torch
+
+
+def mask_of(mask: torch.Tensor | Mapping[str, torch.Tensor], name: str) -> torch.Tensor:
+    """The mask of reward `name`: `mask[name]` when masks are given per reward, else the shared `mask`."""
+    return mask[name] if isinstance(mask, Mapping) else mask
 
 
 class RunningRewardNormalizer:
@@ -50,9 +57,9 @@ class RunningRewardNormalizer:
         self.sq_mean: dict[str, float] = {}
         self.count: dict[str, int] = {}
 
-    def update(self, rewards: Mapping[str, torch.Tensor], mask: torch.Tensor) -> None:
+    def update(self, rewards: Mapping[str, torch.Tensor], mask: torch.Tensor | Mapping[str, torch.Tensor]) -> None:
         for name, values in rewards.items():
-            weights = mask.to(values.dtype).expand_as(values)
+            weights = mask_of(mask, name).to(values.dtype).expand_as(values)
             sums = torch.stack([(values * weights).sum(), (values**2 * weights).sum(), weights.sum()]).detach()
             if self.reduce is not None:
                 sums = self.reduce(sums)
@@ -75,14 +82,17 @@ class RunningRewardNormalizer:
         """`{'mean', 'std', 'count'}` of one reward (`count` = batches seen)."""
         return {"mean": round(self.mean[name], 6), "std": round(self.std(name), 6), "count": self.count[name]}
 
-    def normalize(self, rewards: Mapping[str, torch.Tensor], mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    def normalize(
+        self, rewards: Mapping[str, torch.Tensor], mask: torch.Tensor | Mapping[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
         """Standardised copies of `rewards` (rewards never seen by `update` are returned unchanged)."""
         out = {}
         for name, values in rewards.items():
             if name not in self.mean:
                 out[name] = values
                 continue
-            out[name] = (values - self.mean[name]) / self.std(name) * mask.to(values.dtype).expand_as(values)
+            weights = mask_of(mask, name).to(values.dtype).expand_as(values)
+            out[name] = (values - self.mean[name]) / self.std(name) * weights
         return out
 
     def state_dict(self) -> dict:

@@ -410,6 +410,8 @@ class TokenLevelRLTrainer(HubExportMixin, GenerationTrainerMixin, Trainer):
         step = self.state.global_step
         coefs = self.loss_coefficients()
         logs = {"ce_coef": coefs["ce"], "rl_coef": coefs["rl"], "kl_coef": self.kl_controller.value}
+        if self.task == "generation":
+            del logs["ce_coef"]  # no CE term on the generation path
         logs.update(self.reward_combiner.log_values(step))
         return logs
 

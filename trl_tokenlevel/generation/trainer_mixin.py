@@ -15,10 +15,11 @@ How a rollout batch meets Trainer (the same scheme as TRL's GRPO `_prepare_input
 
 One step (`_generation_loss`; equations in `docs/generation.md`):
 
-    r[t]   = sum_i w_i reward_i[t]  (- kl_coef (log pi_old[t] - log pi_ref[t])   if kl_placement == "reward")
+    r[t]   = sum_i w_i(t) reward_i[t]  (- kl_coef (log pi_old[t] - log pi_ref[t])   if kl_placement == "reward")
+             (or normalised / constrained: `reward_combination`, multi_objective.py)
     A[t]   = G[t] - b[t]  with G the discounted return-to-go and b the leave-one-out group baseline, or GAE
     ratio  = exp(log pi_tau(a_t) - log pi_old(a_t))
-    loss   = [ rl_coef sum_t max(-A ratio, -A clip(ratio)) + kl_coef sum_t k3[t] (kl_placement == "loss")
+    loss   = [ rl_coef(t) sum_t max(-A ratio, -A clip(ratio)) + kl_coef sum_t k3[t] (kl_placement == "loss")
                - entropy_coef sum_t H[t] + vf_coef sum_t clipped value loss (gae) ] / N_tokens
 
 Loss normalisation: Trainer counts `num_items_in_batch` from `labels`, which a rollout does not have, so the
@@ -131,7 +132,8 @@ class GenerationTrainerMixin:
         if args.kl_coef > 0 and not hasattr(self.accelerator.unwrap_model(self.model), "disable_adapter"):
             self.ref_model = copy.deepcopy(self.accelerator.unwrap_model(self.model)).eval().requires_grad_(False)
         self.kl_controller = make_kl_controller(args.kl_coef, args.target_kl, args.kl_horizon)
-        self._init_dynamic_rewards()  # logging and checkpointed state; generation rewards still use fixed weights
+        self._init_dynamic_rewards()
+        self._check_generation_dynamic_rewards()
         self._metrics = {"train": defaultdict(lambda: [0.0, 0.0])}
         self._buffered_rollout, self._rollout_calls = None, 0
 
@@ -190,15 +192,16 @@ class GenerationTrainerMixin:
         mask = rollout.completion_mask  # (N, T)
         lengths = mask.sum(1).tolist()
         completion_ids = [row[:n].tolist() for row, n in zip(rollout.completion_ids, lengths)]
-        rewards, per_reward = compute_completion_rewards(
+        _, per_reward = compute_completion_rewards(
             self.reward_funcs, self.reward_weights, [p for p in prompts for _ in range(num_samples)],
             tokenizer.batch_decode(completion_ids, skip_special_tokens=True), completion_ids, tuple(mask.shape),
             args.sequence_reward_placement, mask.device,
             prompt_ids=[row[m.bool()].tolist() for row, m in zip(rollout.prompt_ids, rollout.prompt_mask)],
             trainer_state=self.state, **extras,
         )
+        rewards = self._combine_completion_rewards(per_reward)  # (N, T): weights, normalisation, multipliers
         num_completions, num_tokens = mask.shape[0], mask.sum()
-        for name, (values, applies) in per_reward.items():
+        for name, (values, applies, _) in per_reward.items():
             self._record(f"rewards/{name}/mean", values.sum(1)[applies].sum(), applies.sum())
         self._record("reward", rewards.sum(), num_completions)
         self._record("completion_length", num_tokens, num_completions)
@@ -256,7 +259,7 @@ class GenerationTrainerMixin:
         logits, hidden = policy_forward(model, inputs, output_hidden_states=args.advantage_estimator == "gae")
         logprobs = token_logprobs(logits, inputs["completion_ids"], args.temperature)  # (N, T)
         policy_loss, clipped = clipped_policy_loss(logprobs, inputs["old_logprobs"], inputs["advantages"], args.cliprange)
-        loss_sum = args.rl_coef * masked_sum(policy_loss, mask)
+        loss_sum = self._policy_coef() * masked_sum(policy_loss, mask)
         entropy = exact_entropy(logits, args.temperature)  # (N, T)
         if args.entropy_coef > 0:
             loss_sum = loss_sum - args.entropy_coef * masked_sum(entropy, mask)
@@ -276,6 +279,42 @@ class GenerationTrainerMixin:
         self._record("clip_fraction", masked_sum(clipped.float(), mask), num_tokens)
         self._record("entropy", masked_sum(entropy.detach(), mask), num_tokens)
         return loss_sum / inputs["num_tokens"].clamp(min=1.0)
+
+    # ------------------------------------------------------------------ dynamic rewards (docs/dynamic_rewards.md)
+    def _check_generation_dynamic_rewards(self) -> None:
+        """Reject the dynamic-reward settings that mean nothing for generation, naming the fix."""
+        if self.args.ce_coef_schedule is not None:
+            raise ValueError(
+                "ce_coef_schedule is set, but a causal LM is trained from rewards alone (there are no target labels, "
+                "so no CE term): drop ce_coef_schedule, or schedule the policy term with rl_coef_schedule."
+            )
+        for constraint in self.reward_combiner.constraints:
+            if constraint.statistic != "mean":
+                raise ValueError(
+                    f"Constraint on {constraint.reward!r} asks for statistic {constraint.statistic!r}; on the generation "
+                    "path a constraint measures the mean of the reward where it is placed ('statistic': 'mean'). For a "
+                    "rate (e.g. a pass rate), return 1.0/0.0 per completion with sequence_reward_placement='last'."
+                )
+
+    def _combine_completion_rewards(self, per_reward: dict) -> torch.Tensor:
+        """`(N, T)` rewards of one rollout through `self.reward_combiner` at the current step.
+
+        Each reward counts only on the tokens that carry it (`support` of `compute_completion_rewards`): all tokens
+        of a dense or spread reward, the last token of a sequence reward placed there, nothing where it returned
+        `None`. Running statistics and constraint measurements use those tokens; the combiner's `end_step` (run by
+        `DynamicRewardsCallback` after every optimizer step) moves the multipliers.
+        """
+        values = {name: v for name, (v, _, _) in per_reward.items()}
+        supports = {name: s for name, (_, _, s) in per_reward.items()}
+        combiner = self.reward_combiner
+        measurements = combiner.measure(values, supports, statistics=None)  # "mean" only (checked at init)
+        combiner.observe(values, supports, measurements)
+        return combiner.combine(values, supports, self.state.global_step)
+
+    def _policy_coef(self) -> float:
+        """Weight of the clipped policy term at this step: `rl_coef`, or `rl_coef_schedule` when set. While it is 0
+        rollouts are still sampled and scored, so a value head (`gae`) or a KL term in the loss keeps training."""
+        return self.loss_coefficients()["rl"]
 
     # ------------------------------------------------------------------ saving: the value head beside the model
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:

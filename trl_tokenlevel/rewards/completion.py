@@ -16,7 +16,8 @@ It returns a list with one entry per completion, each either
 - a list (or 1-D tensor) of floats, one per id in `completion_ids[i]`: a **dense** reward;
 - a float: a **sequence** reward, placed on the last token (`sequence_reward_placement="last"`) or spread evenly
   over the completion's tokens (`"spread"`);
-- `None`: the reward does not apply to this completion (it contributes 0 and is left out of its logged mean).
+- `None`: the reward does not apply to this completion (it contributes 0 and is left out of its logged mean, its
+  running statistics and its constraint measurement).
 
 A wrong length, a wrong type or NaN raise an error that names the reward and the completion.
 """
@@ -43,6 +44,12 @@ def _dense_values(value, name: str, index: int, length: int) -> list[float]:
             "completion (sequence), or None."
         )
     return [float(v) for v in values]
+
+
+def _is_sequence_reward(value) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)) or (
+        isinstance(value, torch.Tensor) and value.dim() == 0
+    )
 
 
 def place_reward(value, name: str, index: int, length: int, placement: str) -> list[float] | None:
@@ -92,13 +99,24 @@ def compute_completion_rewards(
         shape (`tuple[int, int]`): `(N, T)`, the padded completion tensor shape.
 
     Returns:
-        `(total, per_reward)`: the weighted per-token sum of shape `(N, T)` and, for each reward name, its unweighted
-        `(N, T)` rewards and a `(N,)` bool tensor of the completions it applied to.
+        `(total, per_reward)`: the weighted per-token sum of shape `(N, T)` and, for each reward name, a triple
+        `(rewards, applies, support)`: its unweighted `(N, T)` rewards, a `(N,)` bool tensor of the completions it
+        applied to, and a `(N, T)` bool tensor of the tokens that carry it (every token of the completion for a dense
+        or spread reward, the last token for a sequence reward placed there, none where it returned `None`). The
+        trainer computes running statistics and constraint measurements over `support`, so a sequence reward on the
+        last token is averaged per completion, not diluted by the zeros before it.
+
+    Example:
+        >>> def mixed(prompts, completions, completion_ids, **kwargs):
+        ...     return [5.0, None, [1.0, 2.0]]
+        >>> _, per = compute_completion_rewards([mixed], [1.0], ["p"] * 3, ["a b", "c", "d e"], [[4, 5], [6], [7, 8]], (3, 3))
+        >>> per["mixed"][2].int().tolist()
+        [[0, 1, 0], [0, 0, 0], [1, 1, 0]]
     """
     if len(reward_funcs) != len(reward_weights):
         raise ValueError(f"Got {len(reward_funcs)} reward functions but {len(reward_weights)} reward weights.")
     total = torch.zeros(shape, dtype=torch.float32, device=device)
-    per_reward: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    per_reward: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
     for func, weight in zip(reward_funcs, reward_weights):
         name = reward_name(func)
         outputs = func(prompts=prompts, completions=completions, completion_ids=completion_ids, **kwargs)
@@ -107,14 +125,19 @@ def compute_completion_rewards(
             raise ValueError(f"Reward {name!r} returned {found} for {len(completions)} completions; return one per completion.")
         rewards = torch.zeros(shape, dtype=torch.float32)
         applies = torch.zeros(shape[0], dtype=torch.bool)
+        support = torch.zeros(shape, dtype=torch.bool)
         for i, (value, ids) in enumerate(zip(outputs, completion_ids)):
             values = place_reward(value, name, i, len(ids), placement)
             if values is not None:
                 rewards[i, : len(values)] = torch.tensor(values)
                 applies[i] = True
+                if _is_sequence_reward(value) and placement == "last":
+                    support[i, len(values) - 1] = True
+                else:
+                    support[i, : len(values)] = True
         if name in per_reward:
             name = f"{name}_{len(per_reward)}"
-        rewards, applies = rewards.to(device), applies.to(device)
-        per_reward[name] = (rewards, applies)
+        per_reward[name] = (rewards.to(device), applies.to(device), support.to(device))
+        rewards = per_reward[name][0]
         total = total + float(weight) * rewards
     return total, per_reward
