@@ -142,8 +142,9 @@ def test_trained_causal_lm_loads_in_the_text_generation_pipeline(tmp_path, use_p
     if use_peft:
         trainer.save_model(str(tmp_path / "adapter_only"))
         folders = {"adapter_only": "adapter", "merged": "merged"}
-        trainer.args.merge_adapters = True
+    trainer.args.merge_adapters = True  # without adapters: nothing to merge, a plain save
     trainer.save_model(str(tmp_path / ("merged" if use_peft else "full")))
+    assert (tmp_path / ("merged" if use_peft else "full") / "adapter").is_dir() == use_peft
 
     for folder, kind in folders.items():
         path = tmp_path / folder
