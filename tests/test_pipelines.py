@@ -1,13 +1,13 @@
 """Saved outputs load in `transformers` pipelines: a NER model (merged, and adapter-only) finds the same entities as
-the trainer's own prediction; a causal LM (merged and adapter-only) generates the same text as the trained model."""
+the trainer's own prediction; a causal LM trained by the generation path (full, LoRA adapter-only, LoRA merged)
+decodes the same greedy tokens as the trained model."""
 
 import pytest
 import torch
 from transformers import pipeline
 
-from tiny import word_tokenizer
-from trl_tokenlevel.export import merge_adapters
-from trl_tokenlevel.model_card import build_model_card
+from tiny_lm import lm_tokenizer, prompt_dataset, tiny_llama
+from trl_tokenlevel import TokenLevelRLConfig, TokenLevelRLTrainer
 
 
 def pipeline_subtoken_spans(entities, words, tokenizer):
@@ -33,7 +33,6 @@ def test_ner_outputs_load_in_the_token_classification_pipeline(tmp_path):
     from peft import LoraConfig
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    from trl_tokenlevel import TokenLevelRLConfig, TokenLevelRLTrainer
     from trl_tokenlevel.data import default_conll2003_dir, load_conll2003
     from trl_tokenlevel.metrics import align_predictions
     from trl_tokenlevel.models import packaged_minilm_path
@@ -90,45 +89,82 @@ def test_ner_outputs_load_in_the_token_classification_pipeline(tmp_path):
     assert "model_kwargs={'id2label': {0: 'O'" in card
 
 
-def tiny_llama():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    tokenizer = word_tokenizer()
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=2, max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
-    )
-    return LlamaForCausalLM(config), tokenizer
+TARGET = lm_tokenizer().convert_tokens_to_ids("w7")
 
 
-def test_causal_lm_outputs_load_in_the_text_generation_pipeline(tmp_path):
-    """The save/merge/card path of a tiny Llama with a (randomly initialised, non-zero) LoRA adapter. It does not use
-    the trainer's generation mode, which is built on another branch."""
-    from peft import LoraConfig, get_peft_model
+def pays_for_w7(prompts, completions, completion_ids, **kwargs):
+    """Dense: 1 for every sampled w7."""
+    return [[1.0 if t == TARGET else 0.0 for t in ids] for ids in completion_ids]
 
-    base, tokenizer = tiny_llama()
-    base.save_pretrained(tmp_path / "base")
-    tokenizer.save_pretrained(tmp_path / "base")
-    lora = LoraConfig(task_type="CAUSAL_LM", r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    model = get_peft_model(base, lora).eval()
-    model.peft_config["default"].base_model_name_or_path = str(tmp_path / "base")
-    prompt = "w1 w2 w3"
+
+def prefers_short(prompts, completions, completion_ids, **kwargs):
+    """Sequence: minus the completion's length in tokens."""
+    return [-float(len(ids)) for ids in completion_ids]
+
+
+def greedy_completion(model, tokenizer, prompt, max_new_tokens=6):
     inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
-    expected = model.generate(**inputs, max_new_tokens=6, do_sample=False)[0, inputs["input_ids"].shape[1]:]
+    with torch.no_grad():
+        out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    return out[0, inputs["input_ids"].shape[1] :].tolist()
 
-    model.save_pretrained(tmp_path / "adapter_only")
-    tokenizer.save_pretrained(tmp_path / "adapter_only")
-    merged = merge_adapters(model)
-    merged.save_pretrained(tmp_path / "merged")
-    tokenizer.save_pretrained(tmp_path / "merged")
-    build_model_card(model_name="tiny-llama", base_model=None, task="text-generation", reward_functions=[],
-                     config_values={}, peft_method="LORA", merged=True).save(tmp_path / "merged" / "README.md")
 
-    for folder in ("merged", "adapter_only"):
-        generator = pipeline("text-generation", model=str(tmp_path / folder), device="cpu")
-        out = generator(prompt, max_new_tokens=6, do_sample=False, return_tensors=True, add_special_tokens=False)
-        generated = torch.tensor(out[0]["generated_token_ids"])[inputs["input_ids"].shape[1]:]
-        assert torch.equal(generated, expected), folder
-    assert "pipeline_tag: text-generation" in (tmp_path / "merged" / "README.md").read_text()
+@pytest.mark.parametrize("use_peft", [False, True])
+def test_trained_causal_lm_loads_in_the_text_generation_pipeline(tmp_path, use_peft):
+    """A tiny Llama trained by TokenLevelRLTrainer's generation path (full fine-tuning, or LoRA saved as adapter and
+    merged) loads in `pipeline("text-generation")` and decodes greedily what the trained model decodes; its model
+    card is a text-generation card with the generation rewards and their weights."""
+    from huggingface_hub import ModelCard
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = lm_tokenizer()
+    tiny_llama().save_pretrained(tmp_path / "base")  # a path, so that the adapter names a base the pipeline can load
+    tokenizer.save_pretrained(tmp_path / "base")
+    args = TokenLevelRLConfig(
+        output_dir=str(tmp_path / "run"), per_device_train_batch_size=4, num_samples=2, max_new_tokens=6, max_steps=6,
+        learning_rate=5e-2 if use_peft else 1e-2, report_to="none", use_cpu=True, save_strategy="no",
+        disable_tqdm=True, logging_steps=3, seed=0,
+    )
+    lora = LoraConfig(task_type="CAUSAL_LM", r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "o_proj"])
+    trainer = TokenLevelRLTrainer(
+        model=str(tmp_path / "base"), reward_funcs=[pays_for_w7, prefers_short], reward_weights=[1.0, 0.25],
+        args=args, train_dataset=prompt_dataset(24), processing_class=tokenizer, peft_config=lora if use_peft else None,
+    )
+    trainer.train()
+    trained = trainer.accelerator.unwrap_model(trainer.model).eval()
+    prompts = ["w1 w2 w3", "w4 w5", "w9 w3 w20 w1"]
+    expected = [greedy_completion(trained, tokenizer, p) for p in prompts]
+    base = AutoModelForCausalLM.from_pretrained(tmp_path / "base").eval()
+    assert expected != [greedy_completion(base, tokenizer, p) for p in prompts]  # training changed the outputs
+
+    folders = {"full": "plain"}
+    if use_peft:
+        trainer.save_model(str(tmp_path / "adapter_only"))
+        folders = {"adapter_only": "adapter", "merged": "merged"}
+    trainer.args.merge_adapters = True  # without adapters: nothing to merge, a plain save
+    trainer.save_model(str(tmp_path / ("merged" if use_peft else "full")))
+    assert (tmp_path / ("merged" if use_peft else "full") / "adapter").is_dir() == use_peft
+
+    for folder, kind in folders.items():
+        path = tmp_path / folder
+        assert (path / "adapter_config.json").is_file() == (kind == "adapter")
+        generator = pipeline("text-generation", model=str(path), device="cpu")
+        for prompt, completion in zip(prompts, expected):
+            out = generator(prompt, max_new_tokens=6, do_sample=False, return_tensors=True, add_special_tokens=False)
+            prompt_length = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+            assert out[0]["generated_token_ids"][prompt_length:] == completion, (folder, prompt)
+
+        card = ModelCard.load(path / "README.md")
+        meta = card.data.to_dict()
+        assert meta["pipeline_tag"] == "text-generation"
+        assert meta["library_name"] == ("peft" if kind == "adapter" else "transformers")
+        tags = {"trl", "trl-tokenlevel", "token-level-rl"} | ({"peft"} if use_peft else set())
+        assert set(meta["tags"]) == tags
+        info = meta["trl_tokenlevel"]
+        assert info["rewards"] == [{"name": "pays_for_w7", "weight": 1.0}, {"name": "prefers_short", "weight": 0.25}]
+        assert info["merged_adapters"] is (kind == "merged") and info["peft_method"] == ("LORA" if use_peft else None)
+        assert info["config"]["max_new_tokens"] == 6 and info["config"]["advantage_estimator"] == "leave_one_out"
+        assert "ce_coef" not in info["config"] and "baseline" not in info["config"]  # token-classification fields
+        assert 'pipeline("text-generation"' in card.text and "completions are sampled for each prompt" in card.text
+        assert "labels are sampled" not in card.text and "id2label" not in card.text

@@ -17,7 +17,21 @@ KEY_CONFIG_FIELDS = (
     "entropy_coef", "rl_start_step", "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
     "gradient_accumulation_steps", "lr_scheduler_type", "seed", "load_in_8bit", "load_in_4bit", "merge_adapters",
 )
+GENERATION_CONFIG_FIELDS = (
+    "num_samples", "temperature", "top_p", "top_k", "max_new_tokens", "max_prompt_length", "advantage_estimator",
+    "group_baseline", "sequence_reward_placement", "gamma", "lam", "num_ppo_epochs", "cliprange", "vf_coef",
+    "whiten_advantages", "rl_coef", "kl_coef", "kl_placement", "target_kl", "entropy_coef", "learning_rate",
+    "num_train_epochs", "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps", "lr_scheduler_type",
+    "seed", "load_in_8bit", "load_in_4bit", "merge_adapters",
+)
+"""Key values of the generation path (`trl_tokenlevel/generation/`), which has no label baseline or CE term."""
 TASKS = {"ForTokenClassification": "token-classification", "ForCausalLM": "text-generation"}
+METHOD = {
+    "token-classification": "labels are sampled per token and rewarded per token, with a supervised cross-entropy "
+    "term alongside.",
+    "text-generation": "completions are sampled for each prompt and rewarded per token (or per completion), with a "
+    "clipped policy-gradient loss over the completion tokens.",
+}
 
 
 def auto_class_for(config):
@@ -133,7 +147,7 @@ def build_model_card(
 # {model_name}
 
 A {task} model trained with token-level reinforcement learning (`trl-tokenlevel`, a plugin for TRL):
-labels are sampled per token and rewarded per token, with a supervised cross-entropy term alongside.
+{METHOD.get(task, METHOD["token-classification"])}
 
 - **Base model:** `{base_model or "unknown"}`
 - **Dataset:** {dataset or "not recorded"}
@@ -186,13 +200,18 @@ def model_card_from_trainer(trainer, model_name: str, dataset: str | None = None
     for entry in trainer.state.log_history:  # last value of every eval_/test_ metric
         metrics.update({k: v for k, v in entry.items() if k.startswith(("eval_", "test_")) and "runtime" not in k
                         and "per_second" not in k})
+    task = task_of(model)
     args_dict = training_args_dict(args)  # JSON-safe values (enums as strings)
-    config_values = {k: args_dict[k] for k in KEY_CONFIG_FIELDS if k in args_dict}
+    fields = GENERATION_CONFIG_FIELDS if task == "text-generation" else KEY_CONFIG_FIELDS
+    config_values = {k: args_dict[k] for k in fields if k in args_dict}
     config_values["num_processes"] = trainer.accelerator.num_processes
+    merged = merged and peft_method is not None  # `merge_adapters` without adapters saves the model as it is
+    # a causal LM's config carries the default LABEL_0/LABEL_1 id2label: not task labels
+    id2label = getattr(model.config, "id2label", None) if task == "token-classification" else None
     return build_model_card(
-        model_name=model_name, base_model=base_model, task=task_of(model), dataset=dataset,
+        model_name=model_name, base_model=base_model, task=task, dataset=dataset,
         reward_functions=list(zip((reward_name(f) for f in trainer.reward_funcs), trainer.reward_weights)),
         config_values=config_values, eval_metrics=metrics, peft_method=peft_method, quantization=quantization,
         adapter_only=peft_method is not None and not merged, merged=merged,
-        id2label={int(k): v for k, v in (getattr(model.config, "id2label", None) or {}).items()}, **kwargs,
+        id2label={int(k): v for k, v in (id2label or {}).items()}, **kwargs,
     )

@@ -113,6 +113,15 @@ class GenerationTrainerMixin:
             model = get_peft_model(model, peft_config)
         if args.advantage_estimator == "gae":
             model.value_head = self._value_head_for(model)
+            # The value head runs on the hidden states outside the DDP forward. With find_unused_parameters, DDP marks
+            # its parameters unused at the end of the forward and then fails when their gradients arrive ("Expected
+            # to mark a variable ready only once"); without it, their gradients are averaged like any other.
+            if args.ddp_find_unused_parameters:
+                raise ValueError(
+                    "advantage_estimator='gae' cannot run with ddp_find_unused_parameters=True (the value head is "
+                    "applied outside the DDP forward): leave ddp_find_unused_parameters unset or set it to False."
+                )
+            args.ddp_find_unused_parameters = False
         self.reward_funcs = list(reward_funcs)
         weights = reward_weights if reward_weights is not None else args.reward_weights
         self.reward_weights = [float(w) for w in weights] if weights is not None else [1.0] * len(self.reward_funcs)

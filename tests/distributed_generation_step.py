@@ -1,0 +1,104 @@
+"""One SGD step of TokenLevelRLTrainer on a causal LM, run under `accelerate launch` by tests/test_distributed.py.
+
+    accelerate launch --config_file recipes/accelerate_configs/cpu_2proc.yaml tests/distributed_generation_step.py OUT 4 gae
+
+The global batch is the 8 prompts of `prompt_dataset(8, seed=7)`: per-device batch = 8 / world size, 3 completions
+per prompt. Sampling is made independent of how the batch is split: `generate` still samples, but the token it draws
+is the Gumbel-max of the tempered logits with noise fixed by (sequence so far, sample index), so a prompt gets the same
+completions whichever rank holds it and whatever else is in its batch. Completions end at different lengths, so the
+two ranks hold different numbers of completion tokens: the step is the same only if the loss divides by the token
+count of the whole step. The last argument is the advantage estimator ("leave_one_out" or "gae": a value head on
+the hidden states, trained with the policy). Every rank writes its logged metrics; rank 0 writes the parameters.
+"""
+
+import json
+import os
+import sys
+import zlib
+from functools import partial
+from pathlib import Path
+
+import torch
+from transformers import LogitsProcessor, LogitsProcessorList
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from tiny_lm import lm_tokenizer, prompt_dataset, tiny_llama  # noqa: E402
+from trl_tokenlevel import TokenLevelRLConfig, TokenLevelRLTrainer  # noqa: E402
+
+
+TOKENIZER = lm_tokenizer()
+TARGET = TOKENIZER.convert_tokens_to_ids("w7")
+
+
+def pays_for_w7(prompts, completions, completion_ids, **kwargs):
+    """Dense: 1 for every sampled w7."""
+    return [[1.0 if t == TARGET else 0.0 for t in ids] for ids in completion_ids]
+
+
+def prefers_short(prompts, completions, completion_ids, **kwargs):
+    """Sequence: minus the completion's length in tokens."""
+    return [-float(len(ids)) for ids in completion_ids]
+
+
+class SplitIndependentGumbel(LogitsProcessor):
+    """Gumbel-max sampling from `softmax(logits / temperature)` with noise seeded by the row's own tokens.
+
+    The seed is the unpadded sequence so far (prompt + completion) and the row's sample index (a prompt's K
+    completions are contiguous rows), never the row's position in the batch. All tokens but the drawn one are set to
+    -inf, so `generate`'s own temperature and multinomial keep it; `generate`'s raw logits (the rollout's old
+    log-probs) are untouched.
+    """
+
+    def __init__(self, num_samples: int, temperature: float, pad_token_id: int):
+        self.num_samples, self.temperature, self.pad_token_id = num_samples, temperature, pad_token_id
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        drawn = []
+        for row, ids in enumerate(input_ids.tolist()):
+            start = next(i for i, t in enumerate(ids) if t != self.pad_token_id)  # prompts are left-padded
+            seed = zlib.crc32(repr((ids[start:], row % self.num_samples)).encode())
+            uniform = torch.rand(scores.shape[-1], generator=torch.Generator().manual_seed(seed))
+            gumbel = -torch.log(-torch.log(uniform.clamp(1e-10, 1 - 1e-10)))
+            drawn.append(int((scores[row].float() / self.temperature + gumbel).argmax()))
+        only_drawn = torch.full_like(scores, float("-inf"))
+        only_drawn[torch.arange(len(drawn)), drawn] = 0.0
+        return only_drawn
+
+
+def main(out_dir: str, per_device_batch_size: int, advantage_estimator: str) -> None:
+    torch.set_num_threads(1)
+    args = TokenLevelRLConfig(
+        output_dir=out_dir, per_device_train_batch_size=per_device_batch_size, max_steps=1, optim="sgd",
+        learning_rate=1.0, lr_scheduler_type="constant", disable_dropout=True, logging_steps=1, kl_coef=0.1,
+        kl_placement="loss", advantage_estimator=advantage_estimator, vf_coef=1.0, entropy_coef=0.01, max_grad_norm=0.0, num_samples=3, max_new_tokens=8, temperature=0.8,
+        use_cpu=True, report_to="none", save_strategy="no", disable_tqdm=True, seed=0,
+    )
+    trainer = TokenLevelRLTrainer(
+        model=tiny_llama(seed=0), reward_funcs=[pays_for_w7, prefers_short], reward_weights=[1.0, 0.1], args=args,
+        train_dataset=prompt_dataset(8, seed=7), processing_class=TOKENIZER,
+    )
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    sampler = SplitIndependentGumbel(args.num_samples, args.temperature, TOKENIZER.pad_token_id)
+    model.generate = partial(model.generate, logits_processor=LogitsProcessorList([sampler]))
+
+    local = {}  # this rank's own sums and counts, before the cross-rank reduction in `log`
+    record = trainer._record
+
+    def spy(key, value_sum, count):
+        if key in ("reward", "completion_length"):
+            value, total = local.get(key, (0.0, 0.0))
+            local[key] = (value + float(value_sum), total + float(count))
+        record(key, value_sum, count)
+
+    trainer._record = spy
+    trainer.train()
+    rank = trainer.accelerator.process_index
+    with open(os.path.join(out_dir, f"log_rank{rank}.json"), "w") as handle:
+        json.dump({"world_size": trainer.accelerator.num_processes, "log": trainer.state.log_history[0], "local": local}, handle)
+    if rank == 0:
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, os.path.join(out_dir, "params.pt"))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]), sys.argv[3])
