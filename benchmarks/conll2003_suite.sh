@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The CoNLL-2003 runs behind docs/benchmarks.md, in the order they were run. Each line writes one JSON to
-# docs/results/conll2003/ (sweep runs to docs/results/conll2003_sweep/). Usage: bash benchmarks/conll2003_suite.sh [sweep|low|sentence|all]
+# docs/results/conll2003/ (sweep runs to docs/results/conll2003_sweep/). Usage: bash benchmarks/conll2003_suite.sh [sweep|low|sentence|ten|peft|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN="python benchmarks/conll2003.py run"
@@ -31,5 +31,18 @@ fi
 if [[ $part == sentence || $part == all ]]; then
   for seed in 1 2 3; do
     $RUN --config $CFG/ce_sentence_rl.yaml --train_fraction 0.05 --seed $seed --set $BEST
+  done
+fi
+if [[ $part == ten || $part == all ]]; then
+  for seed in 1 2 3; do
+    $RUN --config $CFG/ce.yaml --train_fraction 0.1 --seed $seed
+    $RUN --config $CFG/ce_token_rl.yaml --train_fraction 0.1 --seed $seed --set $BEST
+  done
+fi
+if [[ $part == peft || $part == all ]]; then
+  # One seed each, 5% of the data, learning rate 1e-3 for every PEFT method (not tuned per method).
+  for peft in lora bitfit ia3; do
+    $RUN --config $CFG/ce.yaml --train_fraction 0.05 --seed 1 --set peft=$peft learning_rate=1e-3 name=ce_$peft
+    $RUN --config $CFG/ce_token_rl.yaml --train_fraction 0.05 --seed 1 --set $BEST peft=$peft learning_rate=1e-3 name=ce_token_rl_$peft
   done
 fi
