@@ -113,20 +113,20 @@ def _mean_std(values):
     return f"{100 * statistics.mean(values):.2f} ± {100 * statistics.stdev(values):.2f}"
 
 
-def summarize(results_dir: str, plot_path: str | None) -> str:
+def summarize(results_dir: str, plot_path: str | None, names=None, fractions=None) -> str:
     rows = [json.loads(p.read_text()) for p in sorted(Path(results_dir).glob("*.json"))]
+    rows = [r for r in rows if (not names or r["name"] in names) and (not fractions or r["train_fraction"] in fractions)]
     groups = defaultdict(list)
     for row in rows:
         key = (row["name"], row["train_fraction"], tuple(row.get("overrides", [])))
         groups[key].append(row)
-    lines = ["| run | overrides | train fraction | seeds | dev F1 | test F1 | test token acc. (incl. O) | train s |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| run | overrides | train fraction | seeds | dev F1 | test F1 | test token acc. (incl. O) |",
+             "|---|---|---|---|---|---|---|"]
     for (name, fraction, overrides), runs in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0], kv[0][2])):
         lines.append(
             f"| {name} | {' '.join(overrides) or '-'} | {fraction:g} | {len(runs)} | "
             f"{_mean_std([r['dev']['f1'] for r in runs])} | {_mean_std([r['test']['f1'] for r in runs])} | "
-            f"{_mean_std([r['test']['token_accuracy'] for r in runs])} | "
-            f"{statistics.mean(r['train_seconds'] for r in runs):.0f} |"
+            f"{_mean_std([r['test']['token_accuracy'] for r in runs])} |"
         )
     table = "\n".join(lines)
     if plot_path:
@@ -179,13 +179,15 @@ def main():
     p_sum = sub.add_parser("summarize")
     p_sum.add_argument("--results_dir", default="docs/results/conll2003")
     p_sum.add_argument("--plot", default=None)
+    p_sum.add_argument("--names", nargs="*", default=None, help="only these run names")
+    p_sum.add_argument("--fractions", nargs="*", type=float, default=None, help="only these training fractions")
     args = parser.parse_args()
     if args.command == "run":
         run(args.config, args.seed, args.train_fraction, args.results_dir, args.set)
     elif args.command == "best":
         print(" ".join(best_overrides(args.results_dir, args.name)))
     else:
-        summarize(args.results_dir, args.plot)
+        summarize(args.results_dir, args.plot, args.names, args.fractions)
 
 
 if __name__ == "__main__":
