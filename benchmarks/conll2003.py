@@ -136,8 +136,11 @@ def summarize(results_dir: str, plot_path: str | None, names=None, fractions=Non
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(6, 4))
-        for name in sorted({k[0] for k in groups if not k[2]}):
-            points = sorted((k[1], [r["test"]["f1"] for r in v]) for k, v in groups.items() if k[0] == name and not k[2])
+        by_name = defaultdict(lambda: defaultdict(list))  # name -> fraction -> test F1 of every seed
+        for row in rows:
+            by_name[row["name"]][row["train_fraction"]].append(row["test"]["f1"])
+        for name in sorted(by_name):
+            points = sorted(by_name[name].items())
             if len(points) < 2:
                 continue
             xs = [p[0] * 100 for p in points]
