@@ -51,7 +51,13 @@ def run(config_path: str, seed: int, fraction: float, results_dir: str, override
     spec = yaml.safe_load(Path(config_path).read_text())
     for item in overrides:  # key=value, parsed as YAML
         key, _, value = item.partition("=")
-        spec[key] = yaml.safe_load(value)
+        parsed = yaml.safe_load(value)
+        if isinstance(parsed, str):  # YAML 1.1 reads "1e-3" as a string
+            try:
+                parsed = float(parsed)
+            except ValueError:
+                pass
+        spec[key] = parsed
     bench = {k: spec.pop(k) for k in list(spec) if k in BENCH_KEYS}
     name = bench.get("name", Path(config_path).stem)
     data = load_conll2003(default_conll2003_dir())
