@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The CoNLL-2003 runs behind docs/benchmarks.md, in the order they were run. Each line writes one JSON to
-# docs/results/conll2003/ (sweep runs to docs/results/conll2003_sweep/). Usage: bash benchmarks/conll2003_suite.sh [sweep|low|sentence|ten|peft|all]
+# docs/results/conll2003/ (sweep runs to docs/results/conll2003_sweep/). Usage: bash benchmarks/conll2003_suite.sh [sweep|low|sentence|ten|full|peft|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN="python benchmarks/conll2003.py run"
@@ -37,6 +37,13 @@ if [[ $part == ten || $part == all ]]; then
   for seed in 1 2 3; do
     $RUN --config $CFG/ce.yaml --train_fraction 0.1 --seed $seed
     $RUN --config $CFG/ce_token_rl.yaml --train_fraction 0.1 --seed $seed --set $BEST
+  done
+fi
+if [[ $part == full || $part == all ]]; then
+  # Full training set, one epoch (14,041 examples = 878 steps); the recipe's CE warm-up is half the run here too.
+  for seed in 1 2 3; do
+    $RUN --config $CFG/ce.yaml --train_fraction 1.0 --seed $seed --set budget_examples=14041
+    $RUN --config $CFG/ce_token_rl.yaml --train_fraction 1.0 --seed $seed --set budget_examples=14041 rl_start_step=439
   done
 fi
 if [[ $part == peft || $part == all ]]; then
