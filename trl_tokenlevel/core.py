@@ -47,6 +47,13 @@ def masked_whiten(values: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8, s
     return whitened * mask.to(values.dtype)
 
 
+def disable_dropout(model: torch.nn.Module) -> None:
+    """Sets the probability of every `nn.Dropout` in `model` to 0, in place."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+
+
 def sample_actions(logits: torch.Tensor, num_samples: int, temperature: float = 1.0) -> torch.Tensor:
     """Draw `num_samples` action sequences from independent per-position categoricals.
 

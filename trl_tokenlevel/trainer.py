@@ -35,6 +35,7 @@ from .config import TokenLevelRLConfig
 from .generation.trainer_mixin import GenerationTrainerMixin, is_generative_model
 from .hub_mixin import HubExportMixin
 from .core import (
+    disable_dropout,
     action_logprobs,
     exact_entropy,
     exact_kl,
@@ -51,23 +52,17 @@ from .dynamic import (
     load_dynamic_state_file,
     unique_reward_names,
 )
+from .export import is_peft_model
 from .kl_control import make_kl_controller
 from .quantization import prepare_quantized_model, resolve_model_init_kwargs
 from .reference_cache import REFERENCE_INDEX_COLUMN, ReferenceLogprobCache
 from .rewards import EntitySpanReward, TokenAccuracyReward, compute_token_rewards, reward_name
+from .rewards.base import resolve_reward_weights
 
 
 logger = logging.getLogger(__name__)
 
 FORWARD_KEYS = ("input_ids", "attention_mask", "token_type_ids")
-
-
-def _is_peft_model(model: nn.Module) -> bool:
-    try:
-        from peft import PeftModel
-    except ImportError:  # pragma: no cover - peft is a dependency
-        return False
-    return isinstance(model, PeftModel)
 
 
 def _label_list_from(dataset, model) -> list[str] | None:
@@ -145,9 +140,7 @@ class TokenLevelRLTrainer(HubExportMixin, GenerationTrainerMixin, Trainer):
         if processing_class is None:
             processing_class = AutoTokenizer.from_pretrained(model.config._name_or_path)
         if args.disable_dropout:
-            for module in model.modules():
-                if isinstance(module, nn.Dropout):
-                    module.p = 0.0
+            disable_dropout(model)
         model = prepare_quantized_model(model, peft_config, args.gradient_checkpointing)
         if peft_config is not None:
             from peft import get_peft_model
@@ -158,13 +151,7 @@ class TokenLevelRLTrainer(HubExportMixin, GenerationTrainerMixin, Trainer):
             reward_funcs = [EntitySpanReward(), TokenAccuracyReward()]
             reward_weights = reward_weights or [1.0, 0.5]
         self.reward_funcs = list(reward_funcs)
-        weights = reward_weights if reward_weights is not None else args.reward_weights
-        self.reward_weights = [float(w) for w in weights] if weights is not None else [1.0] * len(self.reward_funcs)
-        if len(self.reward_weights) != len(self.reward_funcs):
-            raise ValueError(
-                f"Got {len(self.reward_funcs)} reward functions ({[reward_name(f) for f in self.reward_funcs]}) "
-                f"but {len(self.reward_weights)} reward weights."
-            )
+        self.reward_weights = resolve_reward_weights(self.reward_funcs, reward_weights, args.reward_weights)
 
         train_dataset = self._tokenize_if_raw(train_dataset, processing_class, args)
         if args.precompute_reference_logprobs and train_dataset is not None:
@@ -200,7 +187,7 @@ class TokenLevelRLTrainer(HubExportMixin, GenerationTrainerMixin, Trainer):
         self.model_accepts_loss_kwargs = True
         self.loss_is_scaled_for_ga = True
         self.ref_model = None
-        if args.kl_coef > 0 and not _is_peft_model(self.model):
+        if args.kl_coef > 0 and not is_peft_model(self.model):
             self.ref_model = self._frozen_copy(self.model)
         self._reference_was_reset = False
         self.reference_cache: ReferenceLogprobCache | None = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from ..core import masked_mean, masked_var
+from ..core import masked_var
 
 
 ADVANTAGE_ESTIMATORS = ("leave_one_out", "gae")
@@ -170,7 +170,3 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.
     return 1.0 - masked_var(returns - values, mask) / variance.clamp(min=1e-8)
 
 
-def whiten(values: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Zero mean, unit variance over the active tokens; 0 elsewhere."""
-    mean = masked_mean(values, mask)
-    return (values - mean) / torch.sqrt(masked_var(values, mask) + eps) * mask.to(values.dtype)

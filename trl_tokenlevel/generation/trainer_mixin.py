@@ -38,13 +38,12 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 import torch
-from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer
 from trl.trainer.utils import RepeatSampler
 
-from ..core import exact_entropy, masked_sum
+from ..core import disable_dropout, exact_entropy, masked_sum, masked_whiten
 from ..kl_control import make_kl_controller
-from ..rewards.base import reward_name
+from ..rewards.base import resolve_reward_weights
 from ..rewards.completion import compute_completion_rewards
 from .advantages import (
     clipped_policy_loss,
@@ -55,7 +54,6 @@ from .advantages import (
     kl_k1,
     kl_k3,
     leave_one_out_baseline,
-    whiten,
 )
 from .rollout import eos_ids, policy_forward, sample_completions, token_logprobs, tokenize_prompts
 from .value_head import VALUE_HEAD_FILE, ValueHead
@@ -104,9 +102,7 @@ class GenerationTrainerMixin:
                 "set prompt_column in TokenLevelRLConfig."
             )
         if args.disable_dropout:
-            for module in model.modules():
-                if isinstance(module, nn.Dropout):
-                    module.p = 0.0
+            disable_dropout(model)
         if peft_config is not None:
             from peft import get_peft_model
 
@@ -123,13 +119,7 @@ class GenerationTrainerMixin:
                 )
             args.ddp_find_unused_parameters = False
         self.reward_funcs = list(reward_funcs)
-        weights = reward_weights if reward_weights is not None else args.reward_weights
-        self.reward_weights = [float(w) for w in weights] if weights is not None else [1.0] * len(self.reward_funcs)
-        if len(self.reward_weights) != len(self.reward_funcs):
-            raise ValueError(
-                f"Got {len(self.reward_funcs)} reward functions ({[reward_name(f) for f in self.reward_funcs]}) "
-                f"but {len(self.reward_weights)} reward weights."
-            )
+        self.reward_weights = resolve_reward_weights(self.reward_funcs, reward_weights, args.reward_weights)
         self.task = "generation"
         self.label_list = None
         Trainer.__init__(
@@ -229,7 +219,7 @@ class GenerationTrainerMixin:
             returns = discounted_returns(rewards, mask, args.gamma)
             advantages = returns - leave_one_out_baseline(returns, mask, num_samples, args.group_baseline)
         if args.whiten_advantages:
-            advantages = whiten(advantages, mask)
+            advantages = masked_whiten(advantages, mask)
         batch["advantages"] = advantages
         self._record("advantages/mean", masked_sum(advantages, mask), num_tokens)
         self._record("advantages/sq_mean", masked_sum(advantages**2, mask), num_tokens)

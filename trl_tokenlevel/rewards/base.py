@@ -34,6 +34,18 @@ def reward_name(reward_func: RewardFunc) -> str:
     return getattr(reward_func, "__name__", None) or type(reward_func).__name__
 
 
+def resolve_reward_weights(reward_funcs, reward_weights=None, config_weights=None) -> list[float]:
+    """The weight of each reward: `reward_weights` if given, else the config's, else 1.0 each; lengths must match."""
+    weights = reward_weights if reward_weights is not None else config_weights
+    weights = [float(w) for w in weights] if weights is not None else [1.0] * len(reward_funcs)
+    if len(weights) != len(reward_funcs):
+        raise ValueError(
+            f"Got {len(reward_funcs)} reward functions ({[reward_name(f) for f in reward_funcs]}) "
+            f"but {len(weights)} reward weights."
+        )
+    return weights
+
+
 class TokenReward:
     """Base class for the built-in token-classification rewards: gives them a `__name__` for logging."""
 
