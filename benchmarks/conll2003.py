@@ -37,7 +37,7 @@ from trl_tokenlevel.rewards import EntitySpanReward, SentenceF1Reward, TokenAccu
 
 SUBSET_SEED = 2003
 REWARDS = {"entity_span": EntitySpanReward, "token_accuracy": TokenAccuracyReward, "sentence_f1": SentenceF1Reward}
-BENCH_KEYS = {"name", "peft", "rewards", "lora_r", "lora_alpha", "budget_examples", "notes"}
+BENCH_KEYS = {"name", "peft", "rewards", "lora_r", "lora_alpha", "lora_target_modules", "budget_examples", "notes"}
 
 
 def training_subset(train, fraction: float):
@@ -83,7 +83,8 @@ def run(config_path: str, seed: int, fraction: float, results_dir: str, override
         model = apply_bitfit(model)
     elif peft_method != "none":
         peft_config = get_peft_config(peft_method, model.config.model_type, lora_r=bench.get("lora_r", 8),
-                                      lora_alpha=bench.get("lora_alpha", 16))
+                                      lora_alpha=bench.get("lora_alpha", 16),
+                                      lora_target_modules=bench.get("lora_target_modules"))
     rewards = bench.get("rewards", ["entity_span", "token_accuracy"])
     trainer = TokenLevelRLTrainer(
         model=model, reward_funcs=[REWARDS[r]() for r in rewards], args=args, train_dataset=train,
