@@ -25,12 +25,12 @@ from collections import defaultdict
 from pathlib import Path
 
 import yaml
-from transformers import AutoModelForTokenClassification, AutoTokenizer, set_seed
+from transformers import set_seed
 
 from trl_tokenlevel import TokenLevelRLConfig, TokenLevelRLTrainer
 from trl_tokenlevel.data import CONLL2003_LABELS, default_conll2003_dir, load_conll2003
 from trl_tokenlevel.metrics import align_predictions, token_classification_report
-from trl_tokenlevel.models import packaged_minilm_path
+from trl_tokenlevel.models import load_token_classification_model
 from trl_tokenlevel.peft_presets import apply_bitfit, get_peft_config
 from trl_tokenlevel.rewards import EntitySpanReward, SentenceF1Reward, TokenAccuracyReward
 
@@ -71,12 +71,7 @@ def run(config_path: str, seed: int, fraction: float, results_dir: str, override
         eval_strategy="no", disable_tqdm=True, **spec,
     )
     set_seed(seed)
-    path = packaged_minilm_path()
-    model = AutoModelForTokenClassification.from_pretrained(
-        path, num_labels=len(CONLL2003_LABELS), id2label=dict(enumerate(CONLL2003_LABELS)),
-        label2id={n: i for i, n in enumerate(CONLL2003_LABELS)}, use_safetensors=True,
-    )
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    model, tokenizer = load_token_classification_model(None, CONLL2003_LABELS)  # the packaged MiniLM
     peft_method = bench.get("peft", "none")
     peft_config = None
     if peft_method == "bitfit":

@@ -23,22 +23,13 @@ import time
 
 import datasets
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, TrainerCallback
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from trl_tokenlevel import TokenLevelRLConfig, TokenLevelRLTrainer  # noqa: E402
 
-
-class StepTimer(TrainerCallback):
-    def __init__(self):
-        self.durations, self._start = [], None
-
-    def on_step_begin(self, args, state, control, **kwargs):
-        self._start = time.perf_counter()
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self.durations.append(time.perf_counter() - self._start)
+from _timing import StepTimer  # noqa: E402  (benchmarks/_timing.py, this script's folder)
 
 
 def make_rewards(target_id: int, counts: list):

@@ -21,11 +21,11 @@ import os
 import sys
 import time
 
-from transformers import AutoModelForTokenClassification, AutoTokenizer, set_seed
+from transformers import set_seed
 
 from trl_tokenlevel import TokenLevelRLConfig, TokenLevelRLTrainer
 from trl_tokenlevel.data import load_conll2003
-from trl_tokenlevel.models import DEFAULT_NER_BACKBONE, resolve_model_path
+from trl_tokenlevel.models import DEFAULT_NER_BACKBONE, load_token_classification_model
 from trl_tokenlevel.rewards import SpanPrecisionReward, SpanRecallReward
 
 
@@ -118,12 +118,7 @@ def main(argv=None) -> list[dict]:
     set_seed(args.seed)
     data = load_conll2003(args.dataset_dir, max_train_samples=args.train_sentences, max_eval_samples=args.dev_sentences)
     label_list = data["train"].features["ner_tags"].feature.names
-    path = resolve_model_path(args.model_name_or_path)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForTokenClassification.from_pretrained(
-        path, num_labels=len(label_list), id2label=dict(enumerate(label_list)),
-        label2id={n: i for i, n in enumerate(label_list)}, use_safetensors=True,
-    )
+    model, tokenizer = load_token_classification_model(args.model_name_or_path, label_list)
     rewards = [SpanPrecisionReward(), SpanRecallReward()]
     warm = TokenLevelRLTrainer(
         model, rewards, args=config(args, "warm", rl_coef=0.0, num_train_epochs=args.warm_epochs, learning_rate=2e-4),

@@ -14,27 +14,17 @@ import argparse
 import json
 import statistics
 import tempfile
-import time
 
 import torch
-from transformers import AutoModelForTokenClassification, AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
+from transformers import AutoTokenizer, Trainer, TrainingArguments
 
 from trl_tokenlevel import TokenLevelRLConfig, TokenLevelRLTrainer
 from trl_tokenlevel.collator import TokenClassificationRLCollator
 from trl_tokenlevel.data import CONLL2003_LABELS, default_conll2003_dir, load_conll2003, prepare_token_classification_dataset
-from trl_tokenlevel.models import packaged_minilm_path
+from trl_tokenlevel.models import load_token_classification_model, packaged_minilm_path
 from trl_tokenlevel.rewards import EntitySpanReward, TokenAccuracyReward
 
-
-class StepTimer(TrainerCallback):
-    def __init__(self):
-        self.durations, self._start = [], None
-
-    def on_step_begin(self, args, state, control, **kwargs):
-        self._start = time.perf_counter()
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self.durations.append(time.perf_counter() - self._start)
+from _timing import StepTimer  # benchmarks/_timing.py, this script's folder
 
 
 CONFIGS = {
@@ -48,12 +38,8 @@ CONFIGS = {
 
 
 def run_once(name, dataset, tokenizer, steps, seed):
-    path = packaged_minilm_path()
     torch.manual_seed(seed)
-    model = AutoModelForTokenClassification.from_pretrained(
-        path, num_labels=len(CONLL2003_LABELS), id2label=dict(enumerate(CONLL2003_LABELS)),
-        label2id={n: i for i, n in enumerate(CONLL2003_LABELS)}, use_safetensors=True,
-    )
+    model, _ = load_token_classification_model(None, CONLL2003_LABELS)  # the packaged MiniLM
     common = dict(
         output_dir=tempfile.mkdtemp(), per_device_train_batch_size=32, max_steps=steps, learning_rate=5e-5,
         report_to="none", save_strategy="no", logging_steps=10_000, disable_tqdm=True, use_cpu=True, seed=seed,

@@ -19,13 +19,13 @@ import logging
 from dataclasses import asdict, dataclass, field
 
 import yaml
-from transformers import AutoModelForTokenClassification, AutoTokenizer, set_seed
+from transformers import set_seed
 from trl import TrlParser
 
 from trl_tokenlevel import TokenLevelRLConfig, TokenLevelRLTrainer
 from trl_tokenlevel.data import CONLL2003_LABELS, default_conll2003_dir, load_conll2003
 from trl_tokenlevel.metrics import align_predictions, token_classification_report, write_report
-from trl_tokenlevel.models import DEFAULT_NER_BACKBONE, resolve_model_path
+from trl_tokenlevel.models import DEFAULT_NER_BACKBONE, load_token_classification_model, resolve_model_path
 from trl_tokenlevel.peft_presets import PEFT_METHODS, apply_bitfit, get_peft_config, log_trainable_parameters
 from trl_tokenlevel.quantization import resolve_model_init_kwargs
 from trl_tokenlevel.rewards import EntitySpanReward, SentenceF1Reward, TokenAccuracyReward
@@ -74,15 +74,7 @@ def build_model(model_args: ModelArguments, label_list: list[str], training_args
         {"load_in_8bit": training_args.load_in_8bit, "load_in_4bit": training_args.load_in_4bit} if training_args else {},
         use_cpu=bool(training_args and training_args.use_cpu),
     )
-    model = AutoModelForTokenClassification.from_pretrained(
-        path,
-        num_labels=len(label_list),
-        id2label=dict(enumerate(label_list)),
-        label2id={name: i for i, name in enumerate(label_list)},
-        use_safetensors=True,
-        **quantization,
-    )
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    model, tokenizer = load_token_classification_model(path, label_list, **quantization)
     if model_args.peft == "bitfit":
         return apply_bitfit(model), tokenizer, None
     peft_config = get_peft_config(

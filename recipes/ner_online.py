@@ -22,12 +22,12 @@ import logging
 import os
 from dataclasses import dataclass, field
 
-from transformers import AutoModelForTokenClassification, AutoTokenizer, set_seed
+from transformers import set_seed
 from trl import TrlParser
 
 from trl_tokenlevel import TokenLevelRLConfig, TokenLevelRLTrainer
 from trl_tokenlevel.data import load_conll2003
-from trl_tokenlevel.models import DEFAULT_NER_BACKBONE, resolve_model_path
+from trl_tokenlevel.models import DEFAULT_NER_BACKBONE, load_token_classification_model
 from trl_tokenlevel.rewards import EntitySpanReward, TokenAccuracyReward
 
 
@@ -118,12 +118,7 @@ def main(script_args: OnlineScriptArguments, args: TokenLevelRLConfig) -> dict:
     eval_sets = {"old": first(old_dev, script_args.max_eval), "new": first(new_dev, script_args.max_eval)}
     logger.info(f"old train {len(old_train)}, stream {len(stream)}, old dev {len(eval_sets['old'])}, new dev {len(eval_sets['new'])}")
 
-    path = resolve_model_path(script_args.model_name_or_path)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForTokenClassification.from_pretrained(
-        path, num_labels=len(label_list), id2label=dict(enumerate(label_list)),
-        label2id={n: i for i, n in enumerate(label_list)}, use_safetensors=True,
-    )
+    model, tokenizer = load_token_classification_model(script_args.model_name_or_path, label_list)
     rewards = [EntitySpanReward(), TokenAccuracyReward()]
     deploy = TokenLevelRLTrainer(model, rewards, args=dataclasses.replace(args, output_dir=f"{args.output_dir}/deploy"),
                                  train_dataset=old_train, processing_class=tokenizer, label_list=label_list)

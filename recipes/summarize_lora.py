@@ -1,27 +1,31 @@
 """SAMSum dialogue summarization with SmolLM2-135M-Instruct + LoRA and token-level RL.
 
 Rewards: ROUGE-L against the reference summary (sequence, on the last token) + entity faithfulness (dense: each
-token of a capitalised entity absent from the dialogue is penalised). Reports ROUGE-1/2/L and the
-hallucinated-entity rate of greedy summaries before and after training, on a fixed subset of the test split.
+token of a capitalised entity absent from the dialogue is penalised), weighted by `reward_weights`. Reports
+ROUGE-1/2/L and the hallucinated-entity rate of greedy summaries before and after training, on a fixed subset of
+the test split.
 
 Data: offline only SAMSum's validation and test splits exist (../shared/data/samsum), so the recipe trains on
-validation and evaluates on test; with `data_source: hub` it trains on the real train split (Samsung/samsum).
+validation and evaluates on test; with `--data_source hub` it trains on the real train split (Samsung/samsum).
 
     OMP_NUM_THREADS=1 python recipes/summarize_lora.py --config recipes/configs/summarize_lora.yaml
+    accelerate launch recipes/summarize_lora.py --config recipes/configs/summarize_lora.yaml --use_cpu false
+
+Every field of `ScriptArguments`, `LoraArguments` and `TokenLevelRLConfig` is a flag and a YAML key.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import pathlib
 import time
+from dataclasses import dataclass, field
 
 import datasets
 import torch
-import yaml
 from peft import LoraConfig
+from trl import TrlParser
 
 from trl_tokenlevel import TokenLevelRLConfig, TokenLevelRLTrainer
 from trl_tokenlevel.generation.backbones import load_smollm2
@@ -29,82 +33,106 @@ from trl_tokenlevel.generation.evaluate import greedy_completions, summary_metri
 from trl_tokenlevel.rewards import EntityFaithfulnessReward, RougeLReward
 
 
-OVERRIDES = (
-    "max_train_prompts", "max_eval_prompts", "max_steps", "output_dir", "results_path", "eval_max_new_tokens",
-    "max_new_tokens",
-)
+@dataclass
+class ScriptArguments:
+    data_source: str = field(
+        default="local",
+        metadata={"help": "'local': `data_dir` (train on validation, evaluate on test); 'hub': Samsung/samsum train/test.",
+                  "choices": ["local", "hub"]},
+    )
+    data_dir: str = field(default="../shared/data/samsum", metadata={"help": "Folder with validation.jsonl and test.jsonl."})
+    max_dialogue_words: int = field(
+        default=70, metadata={"help": "Keep dialogues of at most this many words (train and eval; prompt length drives cost)."}
+    )
+    max_train_prompts: int = field(default=64, metadata={"help": "Training dialogues: the first N short ones."})
+    max_eval_prompts: int = field(default=48, metadata={"help": "Evaluation dialogues: the first N short test ones."})
+    eval_max_new_tokens: int = field(default=48, metadata={"help": "Length cap of the greedy evaluation summaries."})
+    instruction: str = field(
+        default="Summarize the dialogue above in one sentence.",
+        metadata={"help": "Put after the dialogue, so left truncation of long prompts keeps it."},
+    )
+    results_path: str | None = field(default=None, metadata={"help": "Results JSON. Default: OUTPUT_DIR/results.json."})
 
 
-def load_split(cfg: dict, split: str) -> list[dict]:
-    if cfg["data_source"] == "hub":
+@dataclass
+class LoraArguments:
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha: the update is scaled by alpha / r."})
+    lora_dropout: float = field(
+        default=0.0, metadata={"help": "LoRA dropout; 0 keeps the rollout policy equal to the training policy."}
+    )
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj"],
+        metadata={"help": "Modules LoRA adapts."},
+    )
+
+
+def load_split(script_args: ScriptArguments, split: str) -> list[dict]:
+    if script_args.data_source == "hub":
         rows = datasets.load_dataset("Samsung/samsum", split=split)
         return [{"context": r["dialogue"], "response": r["summary"]} for r in rows]
-    path = pathlib.Path(cfg["data_dir"]) / f"{split}.jsonl"
+    path = pathlib.Path(script_args.data_dir) / f"{split}.jsonl"
+    rows = []
     with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle]
+        for number, line in enumerate(handle, start=1):
+            row = json.loads(line)
+            missing = {"context", "response"} - set(row)
+            if missing:
+                raise ValueError(f"{path}:{number}: missing field(s) {sorted(missing)}; each line needs 'context' "
+                                 "(the dialogue) and 'response' (the reference summary).")
+            rows.append(row)
+    return rows
 
 
-def build_rows(rows: list[dict], cfg: dict, limit: int) -> datasets.Dataset:
+def build_rows(rows: list[dict], script_args: ScriptArguments, limit: int) -> datasets.Dataset:
     """Short dialogues only (`max_dialogue_words`), in file order, first `limit` of them; line breaks normalised."""
     kept = []
     for row in rows:
         dialogue = row["context"].replace("\r\n", "\n").strip()
-        if len(dialogue.split()) <= cfg["max_dialogue_words"]:
-            prompt = [{"role": "user", "content": f"{dialogue}\n\n{cfg['instruction']}"}]
+        if len(dialogue.split()) <= script_args.max_dialogue_words:
+            prompt = [{"role": "user", "content": f"{dialogue}\n\n{script_args.instruction}"}]
             kept.append({"prompt": prompt, "context": dialogue, "reference": row["response"].strip()})
         if len(kept) == limit:
             break
     return datasets.Dataset.from_list(kept)
 
 
-def evaluate(model, tokenizer, data: datasets.Dataset, cfg: dict) -> tuple[dict, list[str]]:
+def evaluate(model, tokenizer, data: datasets.Dataset, script_args: ScriptArguments, args: TokenLevelRLConfig):
     start = time.time()
     predictions = greedy_completions(
-        model, tokenizer, data["prompt"], cfg["eval_max_new_tokens"], batch_size=8,
-        max_prompt_length=cfg["training"]["max_prompt_length"],
+        model, tokenizer, data["prompt"], script_args.eval_max_new_tokens, batch_size=8,
+        max_prompt_length=args.max_prompt_length,
     )
     metrics = summary_metrics(predictions, data["reference"], data["context"])
     metrics["seconds"] = time.time() - start
     return metrics, predictions
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True)
-    for key in OVERRIDES:
-        parser.add_argument(f"--{key}", default=None)
-    cli = parser.parse_args()
-    cfg = yaml.safe_load(open(cli.config, encoding="utf-8"))
-    for key in ("max_train_prompts", "max_eval_prompts", "eval_max_new_tokens"):
-        if getattr(cli, key) is not None:
-            cfg[key] = int(getattr(cli, key))
-    for key in ("max_steps", "max_new_tokens"):
-        if getattr(cli, key) is not None:
-            cfg["training"][key] = int(getattr(cli, key))
-    if cli.output_dir is not None:
-        cfg["training"]["output_dir"] = cli.output_dir
-    results_path = cli.results_path or os.path.join(cfg["training"]["output_dir"], "results.json")
-
-    train_split = "train" if cfg["data_source"] == "hub" else "validation"
-    train = build_rows(load_split(cfg, train_split), cfg, cfg["max_train_prompts"])
-    test = build_rows(load_split(cfg, "test"), cfg, cfg["max_eval_prompts"])
+def main(script_args: ScriptArguments, args: TokenLevelRLConfig, lora_args: LoraArguments) -> dict:
+    results_path = script_args.results_path or os.path.join(args.output_dir, "results.json")
+    train_split = "train" if script_args.data_source == "hub" else "validation"
+    train = build_rows(load_split(script_args, train_split), script_args, script_args.max_train_prompts)
+    test = build_rows(load_split(script_args, "test"), script_args, script_args.max_eval_prompts)
     print(f"train: {len(train)} dialogues from {train_split}; eval: first {len(test)} short test dialogues")
 
-    torch.manual_seed(cfg["training"]["seed"])
+    torch.manual_seed(args.seed)
     model, tokenizer = load_smollm2()
-    before, before_texts = evaluate(model, tokenizer, test, cfg)
+    before, before_texts = evaluate(model, tokenizer, test, script_args, args)
     print("before:", json.dumps(before))
 
-    args = TokenLevelRLConfig(**cfg["training"])
     rewards = [RougeLReward(reference_column="reference"), EntityFaithfulnessReward(tokenizer, source_column="context")]
+    peft_config = LoraConfig(
+        task_type="CAUSAL_LM", r=lora_args.lora_r, lora_alpha=lora_args.lora_alpha, lora_dropout=lora_args.lora_dropout,
+        target_modules=list(lora_args.lora_target_modules),
+    )
     trainer = TokenLevelRLTrainer(
-        model=model, reward_funcs=rewards, reward_weights=[cfg["rewards"]["rouge_l"], cfg["rewards"]["entity_faithfulness"]],
-        args=args, train_dataset=train, processing_class=tokenizer, peft_config=LoraConfig(task_type="CAUSAL_LM", **cfg["lora"]),
+        model=model, reward_funcs=rewards, args=args, train_dataset=train, processing_class=tokenizer,
+        peft_config=peft_config,
     )
     start = time.time()
     trainer.train()
     train_seconds = time.time() - start
-    after, after_texts = evaluate(trainer.model, tokenizer, test, cfg)
+    after, after_texts = evaluate(trainer.model, tokenizer, test, script_args, args)
     print("after:", json.dumps(after))
 
     final_dir = os.path.join(args.output_dir, "final")  # a plain HF folder: LoRA merged into the weights
@@ -112,9 +140,10 @@ def main() -> None:
     merged.save_pretrained(final_dir)
     tokenizer.save_pretrained(final_dir)
 
+    config = {"script": vars(script_args), "lora": vars(lora_args), "training": args.to_dict()}
     results = {
         "before": before, "after": after, "train_seconds": train_seconds, "train_prompts": len(train),
-        "eval_prompts": len(test), "steps": trainer.state.global_step, "config": cfg,
+        "eval_prompts": len(test), "steps": trainer.state.global_step, "config": json.loads(json.dumps(config, default=str)),
         "log_history": trainer.state.log_history,
         "examples": [{"reference": r, "before": b, "after": a} for r, b, a in zip(test["reference"][:5], before_texts, after_texts)],
     }
@@ -128,7 +157,9 @@ def main() -> None:
     for label, key in rows:
         print(f"| {label} | {before[key]:.2f} | {after[key]:.2f} |")
     print(f"saved merged model to {final_dir}; results in {results_path}")
+    return results
 
 
 if __name__ == "__main__":
-    main()
+    parser = TrlParser((ScriptArguments, TokenLevelRLConfig, LoraArguments))
+    main(*parser.parse_args_and_config())

@@ -11,8 +11,6 @@ count of the whole step. The last argument is the advantage estimator ("leave_on
 the hidden states, trained with the policy). Every rank writes its logged metrics; rank 0 writes the parameters.
 """
 
-import json
-import os
 import sys
 import zlib
 from functools import partial
@@ -23,6 +21,7 @@ from transformers import LogitsProcessor, LogitsProcessorList
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from distributed_common import spy_local_metrics, write_step_outputs  # noqa: E402
 from tiny_lm import lm_tokenizer, prompt_dataset, tiny_llama  # noqa: E402
 from trl_tokenlevel import TokenLevelRLConfig, TokenLevelRLTrainer  # noqa: E402
 
@@ -82,22 +81,9 @@ def main(out_dir: str, per_device_batch_size: int, advantage_estimator: str) -> 
     sampler = SplitIndependentGumbel(args.num_samples, args.temperature, TOKENIZER.pad_token_id)
     model.generate = partial(model.generate, logits_processor=LogitsProcessorList([sampler]))
 
-    local = {}  # this rank's own sums and counts, before the cross-rank reduction in `log`
-    record = trainer._record
-
-    def spy(key, value_sum, count):
-        if key in ("reward", "completion_length"):
-            value, total = local.get(key, (0.0, 0.0))
-            local[key] = (value + float(value_sum), total + float(count))
-        record(key, value_sum, count)
-
-    trainer._record = spy
+    local = spy_local_metrics(trainer, ("reward", "completion_length"))  # before the cross-rank reduction
     trainer.train()
-    rank = trainer.accelerator.process_index
-    with open(os.path.join(out_dir, f"log_rank{rank}.json"), "w") as handle:
-        json.dump({"world_size": trainer.accelerator.num_processes, "log": trainer.state.log_history[0], "local": local}, handle)
-    if rank == 0:
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, os.path.join(out_dir, "params.pt"))
+    write_step_outputs(trainer, out_dir, local)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,6 @@ is made independent of how the batch is split (Gumbel noise fixed per sample, po
 so 1 and 2 processes must take the same step. Every rank writes its logged metrics; rank 0 writes the parameters.
 """
 
-import json
-import os
 import sys
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import trl_tokenlevel.trainer as trainer_module  # noqa: E402
+from distributed_common import spy_local_metrics, write_step_outputs  # noqa: E402
 from tiny import synthetic_dataset, tiny_bert, word_tokenizer  # noqa: E402
 from trl_tokenlevel import TokenLevelRLConfig, TokenLevelRLTrainer  # noqa: E402
 from trl_tokenlevel.rewards import EntitySpanReward, TokenAccuracyReward  # noqa: E402
@@ -41,22 +40,9 @@ def main(out_dir: str, per_device_batch_size: int) -> None:
         model=tiny_bert(), reward_funcs=[TokenAccuracyReward(), EntitySpanReward()], args=args,
         train_dataset=synthetic_dataset(8, seed=3), processing_class=word_tokenizer(),
     )
-    local = {}  # this rank's own reward sums and counts, before the cross-rank reduction in `log`
-    record = trainer._record
-
-    def spy(key, value_sum, count):
-        if key == "reward":
-            local["sum"], local["count"] = local.get("sum", 0.0) + float(value_sum), local.get("count", 0.0) + float(count)
-        record(key, value_sum, count)
-
-    trainer._record = spy
+    local = spy_local_metrics(trainer, ("reward",))  # this rank's own sums, before the cross-rank reduction
     trainer.train()
-    rank = trainer.accelerator.process_index
-    with open(os.path.join(out_dir, f"log_rank{rank}.json"), "w") as handle:
-        json.dump({"world_size": trainer.accelerator.num_processes, "log": trainer.state.log_history[0], "local": local}, handle)
-    if rank == 0:
-        model = trainer.accelerator.unwrap_model(trainer.model)
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, os.path.join(out_dir, "params.pt"))
+    write_step_outputs(trainer, out_dir, local)
 
 
 if __name__ == "__main__":

@@ -49,9 +49,9 @@ def test_two_processes_match_one_process(tmp_path):
     assert moved > 10
 
     # logged metrics are reduced over ranks: each rank saw half the batch, yet both log the global mean
-    local_means = [entry["local"]["sum"] / entry["local"]["count"] for entry in logs_2]
+    local_means = [entry["local"]["reward"][0] / entry["local"]["reward"][1] for entry in logs_2]
     assert abs(local_means[0] - local_means[1]) > 1e-3
-    pooled = sum(e["local"]["sum"] for e in logs_2) / sum(e["local"]["count"] for e in logs_2)
+    pooled = sum(e["local"]["reward"][0] for e in logs_2) / sum(e["local"]["reward"][1] for e in logs_2)
     for entry in logs_2:
         assert entry["log"]["reward"] == pytest.approx(pooled, rel=1e-6)
         assert entry["log"]["reward"] == pytest.approx(log_1["reward"], rel=1e-6)

@@ -34,3 +34,19 @@ def test_summarize_recipe_runs_and_saves_a_plain_hf_folder(tmp_path):
 
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "final")  # merged LoRA, no adapter files needed
     assert not (tmp_path / "final" / "adapter_config.json").exists() and model.config.num_hidden_layers == 30
+
+
+def test_summarize_recipe_names_the_line_of_a_bad_jsonl_row(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("summarize_lora", ROOT / "recipes" / "summarize_lora.py")
+    recipe = importlib.util.module_from_spec(spec)
+    sys.modules["summarize_lora"] = recipe  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(recipe)
+    (tmp_path / "test.jsonl").write_text('{"context": "A: hi", "response": "A says hi."}\n{"context": "B: yo"}\n')
+    args = recipe.ScriptArguments(data_dir=str(tmp_path))
+    with pytest.raises(ValueError, match=r"test\.jsonl:2: missing field\(s\) \['response'\]"):
+        recipe.load_split(args, "test")
+    (tmp_path / "test.jsonl").write_text('{"context": "A: hi", "response": "A says hi."}\n')
+    rows = recipe.build_rows(recipe.load_split(args, "test"), args, limit=5)
+    assert rows[0]["reference"] == "A says hi." and rows[0]["prompt"][0]["content"].endswith(args.instruction)

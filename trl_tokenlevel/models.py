@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from typing import Sequence
 
 
 DEFAULT_NER_BACKBONE = "packaged:all-MiniLM-L6-v2"
@@ -30,3 +31,27 @@ def resolve_model_path(name_or_path: str | None) -> str:
     if name_or_path in (None, "", DEFAULT_NER_BACKBONE):
         return packaged_minilm_path()
     return name_or_path
+
+
+def load_token_classification_model(name_or_path: str | None, label_list: Sequence[str], **model_kwargs):
+    """Loads a token-classification model with a fresh head for `label_list`, and its tokenizer.
+
+    Args:
+        name_or_path (`str` or `None`): a Hub id or folder; `None` or `"packaged:all-MiniLM-L6-v2"` is the packaged
+            MiniLM (see [`resolve_model_path`]).
+        label_list (`Sequence[str]`): label names in id order; written to the config as `id2label` / `label2id`, so
+            the saved model loads in `pipeline("token-classification")` with readable labels.
+        model_kwargs: passed to `AutoModelForTokenClassification.from_pretrained` (e.g. a `quantization_config`).
+            Weights are read from safetensors only and `trust_remote_code` is never set.
+
+    Returns:
+        `(model, tokenizer)`.
+    """
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    path = resolve_model_path(name_or_path)
+    model = AutoModelForTokenClassification.from_pretrained(
+        path, num_labels=len(label_list), id2label=dict(enumerate(label_list)),
+        label2id={name: i for i, name in enumerate(label_list)}, use_safetensors=True, **model_kwargs,
+    )
+    return model, AutoTokenizer.from_pretrained(path)
