@@ -1,14 +1,13 @@
 """Online learning on the generation path: prompts stream in, completions are sampled and scored (tiny Llama)."""
 
-import os
 
 import datasets
 import pytest
 import torch
 
+from online_checks import kill_restart_and_compare
 from test_generation_trainer import TOKENIZER, counts_w7, make_trainer, pays_for_w7
 from tiny_lm import prompt_dataset, tiny_llama
-from trl_tokenlevel.online import ONLINE_CHECKPOINT_PREFIX
 
 
 def user_rating(prompts, completions, completion_ids, liked, **kwargs):
@@ -31,25 +30,9 @@ def test_killed_and_restarted_generation_run_equals_uninterrupted_run(tmp_path):
     stream = [dict(row) for row in prompt_dataset(40, seed=5)]  # 10 updates of 4 prompts (+ 4 replayed)
     seed = [dict(row) for row in prompt_dataset(12, seed=6)]
 
-    full = _online_trainer(tmp_path / "full")
-    full.learn_online(stream, seed_examples=seed)
-    assert full.state.global_step == 10
-
-    first = _online_trainer(tmp_path / "split")
-    first.learn_online(stream, seed_examples=seed, max_updates=4)  # "killed" after 4 updates; last save at 3
-    assert sorted(os.listdir(tmp_path / "split")) == [f"{ONLINE_CHECKPOINT_PREFIX}-3", f"{ONLINE_CHECKPOINT_PREFIX}-4"]
-    del first
-    restarted = _online_trainer(tmp_path / "split")  # a fresh trainer and model, as after a crash
-    restarted.learn_online(stream, resume_from_checkpoint=str(tmp_path / "split" / f"{ONLINE_CHECKPOINT_PREFIX}-3"))
-    assert restarted.state.global_step == 10
-    seen = [h["online/examples_seen"] for h in restarted.state.log_history if "online/examples_seen" in h]
-    assert seen == list(range(4, 41, 4))  # no prompt applied twice, none skipped
-
-    start = tiny_llama(seed=0).state_dict()
-    for name, value in full.model.state_dict().items():
-        torch.testing.assert_close(restarted.model.state_dict()[name], value, rtol=0, atol=0, msg=name)
-    assert not torch.equal(full.model.state_dict()["lm_head.weight"], start["lm_head.weight"])
-    assert restarted.optimizer.state_dict()["state"][0]["step"] == full.optimizer.state_dict()["state"][0]["step"] == 10
+    full, restarted = kill_restart_and_compare(
+        _online_trainer, stream, seed, tmp_path, tiny_llama(seed=0).state_dict(), "lm_head.weight"
+    )
     # the dynamic state continued too: normaliser statistics, KL coefficient and the logged rewards
     assert restarted.reward_combiner.state_dict() == full.reward_combiner.state_dict()
     assert restarted.kl_controller.value == full.kl_controller.value

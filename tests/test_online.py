@@ -1,15 +1,14 @@
 """Online learning: reservoir buffer, restart equals uninterrupted, and replay against forgetting (tiny BERT)."""
 
-import os
 import random
 from collections import Counter
 
 import pytest
-import torch
 
+from online_checks import kill_restart_and_compare
 from test_trainer import make_trainer
 from tiny import synthetic_dataset, tiny_bert
-from trl_tokenlevel.online import ONLINE_CHECKPOINT_PREFIX, ReservoirBuffer
+from trl_tokenlevel.online import ReservoirBuffer
 from trl_tokenlevel.rewards import TokenAccuracyReward
 
 
@@ -44,28 +43,8 @@ def test_killed_and_restarted_run_equals_uninterrupted_run(tmp_path):
     stream = [dict(row) for row in synthetic_dataset(40, seed=5)]  # 10 updates of 4
     seed = [dict(row) for row in synthetic_dataset(20, seed=6)]
 
-    full = _online_trainer(tmp_path / "full")  # dropout on, sampling on: RNG state matters
-    full.learn_online(stream, seed_examples=seed)
-    assert full.state.global_step == 10
-
-    first = _online_trainer(tmp_path / "split")
-    first.learn_online(stream, seed_examples=seed, max_updates=4)  # "killed" after 4 updates; last save at 3
-    assert sorted(os.listdir(tmp_path / "split")) == [f"{ONLINE_CHECKPOINT_PREFIX}-3", f"{ONLINE_CHECKPOINT_PREFIX}-4"]
-    del first
-    # a fresh process: new trainer and model, then resume from the checkpoint written at update 3
-    restarted = _online_trainer(tmp_path / "split")
-    restarted.learn_online(stream, resume_from_checkpoint=str(tmp_path / "split" / f"{ONLINE_CHECKPOINT_PREFIX}-3"))
-    assert restarted.state.global_step == 10
-    seen = [h["online/examples_seen"] for h in restarted.state.log_history if "online/examples_seen" in h]
-    assert seen == list(range(4, 41, 4))  # no example applied twice, none skipped
-
-    start = tiny_bert(seed=0).state_dict()
-    for name, value in full.model.state_dict().items():
-        torch.testing.assert_close(restarted.model.state_dict()[name], value, rtol=0, atol=0, msg=name)
-    assert not torch.equal(full.model.state_dict()["classifier.weight"], start["classifier.weight"])
-    # the optimizer state came back too: Adam step counts equal
-    assert restarted.optimizer.state_dict()["state"][0]["step"] == full.optimizer.state_dict()["state"][0]["step"] == 10
-
+    # dropout on, sampling on: the RNG state must come back too
+    kill_restart_and_compare(_online_trainer, stream, seed, tmp_path, tiny_bert(seed=0).state_dict(), "classifier.weight")
 
 def test_resume_without_a_checkpoint_says_how_to_fix(tmp_path):
     trainer = _online_trainer(tmp_path)
