@@ -180,3 +180,31 @@ def test_gradient_accumulation_gives_the_same_update(tmp_path):
         params.append(torch.cat([p.detach().flatten() for p in trainer.model.parameters()]))
     assert not torch.equal(params[0], torch.cat([p.flatten() for p in tiny_llama().parameters()]))
     torch.testing.assert_close(params[0], params[1], rtol=1e-4, atol=1e-6)
+
+
+def test_resuming_a_gae_run_restores_the_value_head_and_continues_like_one_run(tmp_path):
+    def constant_plus_w7(prompts, completions, completion_ids, **kwargs):
+        return [[0.5 + (t == TARGET) for t in ids] for ids in completion_ids]
+
+    common = dict(reward_funcs=[constant_plus_w7], advantage_estimator="gae", vf_coef=1.0, learning_rate=5e-3,
+                  max_steps=4, save_strategy="steps", save_steps=2, train=prompt_dataset(32))
+    full = make_trainer(tmp_path / "full", model=tiny_llama(), **common)
+    full.train()
+    saved = ValueHead.from_pretrained(str(tmp_path / "full" / "checkpoint-2"))
+    assert saved.summary.weight.abs().sum() > 0  # the head trained before the checkpoint
+
+    resumed = make_trainer(tmp_path / "resumed", model=tiny_llama(), **common)  # a fresh, zero value head
+    resumed.train(resume_from_checkpoint=str(tmp_path / "full" / "checkpoint-2"))
+    assert resumed.state.global_step == 4
+    # without the restore the resumed head starts from zeros and ends elsewhere
+    torch.testing.assert_close(resumed.model.value_head.summary.weight, full.model.value_head.summary.weight)
+    for name, value in full.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[name], value, msg=name)
+
+
+def test_resuming_a_gae_run_from_a_checkpoint_without_a_value_head_says_so(tmp_path):
+    plain = make_trainer(tmp_path / "plain", max_steps=2, save_strategy="steps", save_steps=2, train=prompt_dataset(16))
+    plain.train()
+    gae = make_trainer(tmp_path / "gae", advantage_estimator="gae", max_steps=4, train=prompt_dataset(16))
+    with pytest.raises(FileNotFoundError, match="has no value_head.safetensors, but this run trains a value head"):
+        gae.train(resume_from_checkpoint=str(tmp_path / "plain" / "checkpoint-2"))

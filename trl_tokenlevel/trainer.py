@@ -405,7 +405,8 @@ class TokenLevelRLTrainer(HubExportMixin, GenerationTrainerMixin, Trainer):
     # ------------------------------------------------------------------ checkpoints and online learning
     def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, ignore_keys_for_eval=None):
         """[`~transformers.Trainer.train`], plus restoring the KL controller, Lagrange multipliers and running reward
-        statistics saved in the checkpoint's `token_level_rl_state.json` (see `dynamic.py`)."""
+        statistics saved in the checkpoint's `token_level_rl_state.json` (see `dynamic.py`) and, for a generation
+        run with a value head, `value_head.safetensors`."""
         if resume_from_checkpoint is not None and resume_from_checkpoint is not False:
             folder = resume_from_checkpoint
             if folder is True:
@@ -414,6 +415,8 @@ class TokenLevelRLTrainer(HubExportMixin, GenerationTrainerMixin, Trainer):
                 folder = get_last_checkpoint(self.args.output_dir)
             if folder is not None and not load_dynamic_state_file(self, folder):
                 logger.warning(f"{folder} has no token-level RL state file: KL coefficient and multipliers restart.")
+            if folder is not None and self.task == "generation":
+                self._load_value_head_from_checkpoint(folder)
         return super().train(resume_from_checkpoint, trial, ignore_keys_for_eval)
 
     def learn_online(self, stream, **kwargs):

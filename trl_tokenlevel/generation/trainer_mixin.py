@@ -315,6 +315,22 @@ class GenerationTrainerMixin:
         rollouts are still sampled and scored, so a value head (`gae`) or a KL term in the loss keeps training."""
         return self.loss_coefficients()["rl"]
 
+    # ------------------------------------------------------------------ resuming: the value head from a checkpoint
+    def _load_value_head_from_checkpoint(self, folder: str) -> None:
+        """Before `train(resume_from_checkpoint=...)`: the value head back from `folder/value_head.safetensors`.
+        Trainer restores the model's own weights and the optimizer (which holds the head's parameters); the head
+        lives outside the model's files, so it is restored here."""
+        head = getattr(self.accelerator.unwrap_model(self.model), "value_head", None)
+        if head is None:
+            return
+        path = os.path.join(folder, VALUE_HEAD_FILE)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"{folder} has no {VALUE_HEAD_FILE}, but this run trains a value head (advantage_estimator='gae'): "
+                "resume from a checkpoint written by a 'gae' run, or start without resume_from_checkpoint."
+            )
+        head.load_state_dict(ValueHead.from_pretrained(folder).state_dict())
+
     # ------------------------------------------------------------------ saving: the value head beside the model
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:
         unwrapped = self.accelerator.unwrap_model(self.model)
