@@ -72,6 +72,9 @@ if [[ $part == peft_lr || $part == all ]]; then
       $RUN --config $CFG/ce.yaml $S --set peft=$peft learning_rate=$lr name=ce_$peft
     done
   done
+  for peft in bitfit ia3; do   # their best rate above was the largest tried: one more
+    $RUN --config $CFG/ce.yaml $S --set peft=$peft learning_rate=3e-2 name=ce_$peft
+  done
   for lr in 3e-3 1e-2; do   # LoRA on every linear layer of the encoder, r=16
     $RUN --config $CFG/ce.yaml $S --set peft=lora learning_rate=$lr lora_r=16 lora_alpha=32 \
       lora_target_modules=[query,key,value,dense] name=ce_lora
