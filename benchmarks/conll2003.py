@@ -93,6 +93,8 @@ def run(config_path: str, seed: int, fraction: float, results_dir: str, override
         "train_sentences": len(train), "peft": peft_method, "rewards": rewards, "overrides": overrides,
         "config": {k: v for k, v in spec.items()}, "optimizer_steps": trainer.state.global_step,
         "train_seconds": round(train_seconds, 1),
+        # the training log (loss, rewards, advantages, sample/greedy agreement, ...) every logging_steps
+        "log_history": [h for h in trainer.state.log_history if "loss" in h],
     }
     for split in ("validation", "test"):
         prediction = trainer.predict(trainer.prepare_dataset(data[split]), metric_key_prefix="m")
