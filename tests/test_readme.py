@@ -19,7 +19,7 @@ def test_readme_quickstart_runs(tmp_path, monkeypatch):
     code = re.search(r"## Quickstart\n\n```python\n(.*?)```", readme, re.S).group(1)
     shrink = {  # each must still be in the README: the test fails if the quickstart changes shape
         "load_conll2003()": "load_conll2003(max_train_samples=48, max_eval_samples=16)",
-        "num_train_epochs=1": "max_steps=2, per_device_train_batch_size=8, report_to='none', use_cpu=True",
+        "num_train_epochs=1": "max_steps=2, report_to='none', use_cpu=True",
     }
     for old, new in shrink.items():
         assert old in code, f"README quickstart no longer contains {old!r}: update this test"
