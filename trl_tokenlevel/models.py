@@ -42,7 +42,7 @@ def load_token_classification_model(name_or_path: str | None, label_list: Sequen
         label_list (`Sequence[str]`): label names in id order; written to the config as `id2label` / `label2id`, so
             the saved model loads in `pipeline("token-classification")` with readable labels.
         model_kwargs: passed to `AutoModelForTokenClassification.from_pretrained` (e.g. a `quantization_config`).
-            Weights are read from safetensors only and `trust_remote_code` is never set.
+            Weights are read from safetensors only; `trust_remote_code` stays off unless passed here.
 
     Returns:
         `(model, tokenizer)`.
