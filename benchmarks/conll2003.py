@@ -162,6 +162,20 @@ def summarize(results_dir: str, plot_path: str | None, names=None, fractions=Non
     return table
 
 
+def best_model_report(results_dir: str, names=None) -> str:
+    """The token-level report (test split, `O` included) of the run with the highest dev F1, with its entity F1."""
+    rows = [json.loads(p.read_text()) for p in sorted(Path(results_dir).glob("*.json"))]
+    rows = [r for r in rows if not names or r["name"] in names]
+    best = max(rows, key=lambda r: r["dev"]["f1"])
+    text = (
+        f"`{best['name']}` ({' '.join(best.get('overrides', [])) or 'no overrides'}), training fraction "
+        f"{best['train_fraction']:g}, seed {best['seed']}: dev entity F1 {100 * best['dev']['f1']:.2f}, test entity F1 "
+        f"{100 * best['test']['f1']:.2f} (seqeval, strict IOB2).\n\n```\n{best['test_token_report'].rstrip()}\n```"
+    )
+    print(text)
+    return text
+
+
 def best_overrides(results_dir: str, name: str) -> list[str]:
     """Overrides of the run called `name` with the highest dev F1 in `results_dir` (the dev-only recipe choice)."""
     rows = [json.loads(p.read_text()) for p in Path(results_dir).glob("*.json")]
@@ -183,6 +197,9 @@ def main():
     p_best = sub.add_parser("best", help="print the --set overrides of the best run (by dev F1) of a config name")
     p_best.add_argument("--results_dir", default="docs/results/conll2003_sweep")
     p_best.add_argument("--name", default="ce_token_rl")
+    p_report = sub.add_parser("report", help="token-level test report of the run with the best dev F1")
+    p_report.add_argument("--results_dir", default="docs/results/conll2003")
+    p_report.add_argument("--names", nargs="*", default=None, help="only these run names")
     p_sum = sub.add_parser("summarize")
     p_sum.add_argument("--results_dir", default="docs/results/conll2003")
     p_sum.add_argument("--plot", default=None)
@@ -193,6 +210,8 @@ def main():
         run(args.config, args.seed, args.train_fraction, args.results_dir, args.set)
     elif args.command == "best":
         print(" ".join(best_overrides(args.results_dir, args.name)))
+    elif args.command == "report":
+        best_model_report(args.results_dir, args.names)
     else:
         summarize(args.results_dir, args.plot, args.names, args.fractions)
 
