@@ -47,7 +47,8 @@ def training_subset(train, fraction: float):
     return train.shuffle(seed=SUBSET_SEED).select(range(size))
 
 
-def run(config_path: str, seed: int, fraction: float, results_dir: str, overrides: list[str]) -> dict:
+def run(config_path: str, seed: int, fraction: float, results_dir: str, overrides: list[str],
+        max_eval_sentences: int | None = None) -> dict:
     spec = yaml.safe_load(Path(config_path).read_text())
     for item in overrides:  # key=value, parsed as YAML
         key, _, value = item.partition("=")
@@ -60,7 +61,8 @@ def run(config_path: str, seed: int, fraction: float, results_dir: str, override
         spec[key] = parsed
     bench = {k: spec.pop(k) for k in list(spec) if k in BENCH_KEYS}
     name = bench.get("name", Path(config_path).stem)
-    data = load_conll2003(default_conll2003_dir())
+    # max_eval_sentences (smoke tests only): the first N dev and test sentences instead of the full splits
+    data = load_conll2003(default_conll2003_dir(), max_eval_samples=max_eval_sentences)
     train = training_subset(data["train"], fraction)
     # same budget in examples seen for every method at a given fraction: epochs = budget / subset size
     budget = bench.get("budget_examples")
@@ -93,6 +95,7 @@ def run(config_path: str, seed: int, fraction: float, results_dir: str, override
         "train_sentences": len(train), "peft": peft_method, "rewards": rewards, "overrides": overrides,
         "config": {k: v for k, v in spec.items()}, "optimizer_steps": trainer.state.global_step,
         "train_seconds": round(train_seconds, 1),
+        "eval_sentences": {"dev": len(data["validation"]), "test": len(data["test"])},
         # the training log (loss, rewards, advantages, sample/greedy agreement, ...) every logging_steps
         "log_history": [h for h in trainer.state.log_history if "loss" in h],
     }
@@ -194,6 +197,8 @@ def main():
     p_run.add_argument("--train_fraction", type=float, default=1.0)
     p_run.add_argument("--results_dir", default="docs/results/conll2003")
     p_run.add_argument("--set", nargs="*", default=[], help="overrides key=value (YAML values), e.g. kl_coef=0.1")
+    p_run.add_argument("--max_eval_sentences", type=int, default=None,
+                       help="score only the first N dev/test sentences (smoke tests; reported results use all)")
     p_best = sub.add_parser("best", help="print the --set overrides of the best run (by dev F1) of a config name")
     p_best.add_argument("--results_dir", default="docs/results/conll2003_sweep")
     p_best.add_argument("--name", default="ce_token_rl")
@@ -207,7 +212,7 @@ def main():
     p_sum.add_argument("--fractions", nargs="*", type=float, default=None, help="only these training fractions")
     args = parser.parse_args()
     if args.command == "run":
-        run(args.config, args.seed, args.train_fraction, args.results_dir, args.set)
+        run(args.config, args.seed, args.train_fraction, args.results_dir, args.set, args.max_eval_sentences)
     elif args.command == "best":
         print(" ".join(best_overrides(args.results_dir, args.name)))
     elif args.command == "report":
