@@ -61,3 +61,12 @@ def test_runs_write_json_and_summarize_best_report_read_them(bench, tmp_path, ca
     assert f"`{winner['name']}`" in report and "Token-level classification report" in report
     with pytest.raises(SystemExit, match="No 'ce_lora' runs"):
         bench.best_overrides(str(tmp_path), "ce_lora")
+
+
+def test_benchmarks_doc_section_matches_the_committed_results():
+    import conll2003_doc
+
+    text = (ROOT / "docs" / "benchmarks.md").read_text()
+    assert conll2003_doc.section(conll2003_doc.values()) in text, (
+        "docs/benchmarks.md is out of date with docs/results: run `python benchmarks/conll2003_doc.py`"
+    )
