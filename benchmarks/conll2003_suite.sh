@@ -17,7 +17,7 @@ if [[ $part == sweep || $part == all ]]; then
   $RUN --config $CFG/ce_token_rl.yaml $S --set rl_start_step=125                       # CE warm-up (half), then RL, no KL
   $RUN --config $CFG/ce_token_rl.yaml $S --set baseline=leave_one_out rl_coef=0.3     # RLOO baseline, small RL weight
 fi
-# The recommended token-level recipe = the ce_token_rl sweep row with the best dev F1 among the six rows above
+# The recommended token-level recipe = the ce_token_rl sweep row with the best dev F1 among the five RL rows above
 # (rl_start_step=125: CE warm-up for half the run, then RL). Pinned, because the second sweep (sweep2 below) ran
 # after the 3-seed rows; see docs/benchmarks.md for what it found.
 BEST="rl_start_step=125"
