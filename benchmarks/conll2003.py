@@ -120,9 +120,14 @@ def _mean_std(values):
     return f"{100 * statistics.mean(values):.2f} ± {100 * statistics.stdev(values):.2f}"
 
 
-def summarize(results_dir: str, plot_path: str | None, names=None, fractions=None) -> str:
+def load_results(results_dir: str, names=None, fractions=None) -> list[dict]:
+    """Every run JSON in `results_dir` (file-name order), optionally only these run names / training fractions."""
     rows = [json.loads(p.read_text()) for p in sorted(Path(results_dir).glob("*.json"))]
-    rows = [r for r in rows if (not names or r["name"] in names) and (not fractions or r["train_fraction"] in fractions)]
+    return [r for r in rows if (not names or r["name"] in names) and (not fractions or r["train_fraction"] in fractions)]
+
+
+def summarize(results_dir: str, plot_path: str | None, names=None, fractions=None) -> str:
+    rows = load_results(results_dir, names, fractions)
     groups = defaultdict(list)
     for row in rows:
         key = (row["name"], row["train_fraction"], tuple(row.get("overrides", [])))
@@ -167,9 +172,7 @@ def summarize(results_dir: str, plot_path: str | None, names=None, fractions=Non
 
 def best_model_report(results_dir: str, names=None) -> str:
     """The token-level report (test split, `O` included) of the run with the highest dev F1, with its entity F1."""
-    rows = [json.loads(p.read_text()) for p in sorted(Path(results_dir).glob("*.json"))]
-    rows = [r for r in rows if not names or r["name"] in names]
-    best = max(rows, key=lambda r: r["dev"]["f1"])
+    best = max(load_results(results_dir, names), key=lambda r: r["dev"]["f1"])
     text = (
         f"`{best['name']}` ({' '.join(best.get('overrides', [])) or 'no overrides'}), training fraction "
         f"{best['train_fraction']:g}, seed {best['seed']}: dev entity F1 {100 * best['dev']['f1']:.2f}, test entity F1 "
@@ -181,8 +184,7 @@ def best_model_report(results_dir: str, names=None) -> str:
 
 def best_overrides(results_dir: str, name: str) -> list[str]:
     """Overrides of the run called `name` with the highest dev F1 in `results_dir` (the dev-only recipe choice)."""
-    rows = [json.loads(p.read_text()) for p in Path(results_dir).glob("*.json")]
-    rows = [r for r in rows if r["name"] == name]
+    rows = load_results(results_dir, [name])
     if not rows:
         raise SystemExit(f"No {name!r} runs in {results_dir}.")
     return max(rows, key=lambda r: r["dev"]["f1"]).get("overrides", [])

@@ -10,8 +10,8 @@ from the same JSONs and filled into `benchmarks/conll2003_doc_template.md`, so t
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
-import json
 import statistics
 from pathlib import Path
 
@@ -29,9 +29,13 @@ def table(results_dir: str = RESULTS, names=None, fractions=None) -> str:
         return conll2003.summarize(results_dir, None, names, fractions)
 
 
+@functools.cache
+def _results(results_dir: str) -> tuple[dict, ...]:
+    return tuple(conll2003.load_results(results_dir))  # read once: every number below comes from these
+
+
 def runs(name: str, fraction: float, results_dir: str = RESULTS) -> list[dict]:
-    rows = (json.loads(p.read_text()) for p in sorted(Path(results_dir).glob("*.json")))
-    return [r for r in rows if r["name"] == name and r["train_fraction"] == fraction]
+    return [r for r in _results(results_dir) if r["name"] == name and r["train_fraction"] == fraction]
 
 
 def mean_test_f1(name: str, fraction: float) -> tuple[float, int]:

@@ -19,8 +19,6 @@ from collections.abc import Mapping
 
 import torch
 
-from ..rewards.completion import compute_completion_rewards
-from .rollout import eos_ids, sample_completions, tokenize_prompts
 
 
 def check_online_generation(args) -> None:
@@ -64,29 +62,13 @@ def rollout_loss(trainer, rows: list[dict]) -> torch.Tensor:
 def evaluate_rewards(trainer, name: str, dataset) -> dict[str, float]:
     """Mean reward of `num_samples` sampled completions per held-out prompt, logged as `eval_<name>_reward` (raw
     rewards weighted by the current scheduled weights, per completion) and `eval_<name>_rewards/<reward>/mean`."""
-    args, tokenizer = trainer.args, trainer.processing_class
-    model = trainer.accelerator.unwrap_model(trainer.model)
+    batch_size = trainer.args.per_device_eval_batch_size
     rows = prompt_rows(trainer, [dataset[i] for i in range(len(dataset))])
-    weights = trainer.reward_combiner.weights(trainer.state.global_step)
+    scheduled = trainer.reward_combiner.weights(trainer.state.global_step)
+    weights = [scheduled[n] for n in trainer.reward_names]
     sums: dict[str, list[float]] = {"reward": [0.0, 0.0]}
-    for start in range(0, len(rows), args.per_device_eval_batch_size):
-        chunk = rows[start : start + args.per_device_eval_batch_size]
-        prompts = [row[args.prompt_column] for row in chunk]
-        repeated = {k: [row[k] for row in chunk for _ in range(args.num_samples)] for k in chunk[0] if k != args.prompt_column}
-        ids, mask = tokenize_prompts(prompts, tokenizer, args.max_prompt_length, trainer.accelerator.device)
-        rollout = sample_completions(
-            model, ids, mask, args.num_samples, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
-            max_new_tokens=args.max_new_tokens, eos_token_ids=eos_ids(tokenizer, model), pad_token_id=tokenizer.pad_token_id,
-        )
-        lengths = rollout.completion_mask.sum(1).tolist()
-        completion_ids = [row[:n].tolist() for row, n in zip(rollout.completion_ids, lengths)]
-        total, per_reward = compute_completion_rewards(
-            trainer.reward_funcs, [weights[n] for n in trainer.reward_names], [p for p in prompts for _ in range(args.num_samples)],
-            tokenizer.batch_decode(completion_ids, skip_special_tokens=True), completion_ids,
-            tuple(rollout.completion_mask.shape), args.sequence_reward_placement, rollout.completion_mask.device,
-            prompt_ids=[row[m.bool()].tolist() for row, m in zip(rollout.prompt_ids, rollout.prompt_mask)],
-            trainer_state=trainer.state, **repeated,
-        )
+    for start in range(0, len(rows), batch_size):
+        _, total, per_reward = trainer._sample_and_score(rows[start : start + batch_size], weights)
         sums["reward"][0] += float(total.sum())
         sums["reward"][1] += total.shape[0]
         for reward, (values, applies, _) in per_reward.items():

@@ -176,7 +176,11 @@ class GenerationTrainerMixin:
 
     # ------------------------------------------------------------------ rollout: sample, score, advantages
     @torch.no_grad()
-    def _make_rollout(self, rows: list[dict]) -> list[dict]:
+    def _sample_and_score(self, rows: list[dict], reward_weights: Sequence[float]):
+        """`num_samples` completions of each row's prompt from the current policy, scored by every reward function
+        (which sees the row's other columns). Returns `(rollout, total, per_reward)` as in
+        [`~trl_tokenlevel.rewards.completion.compute_completion_rewards`], with `total` weighted by `reward_weights`.
+        Used for training rollouts and for the online path's held-out evaluation."""
         args, tokenizer, num_samples = self.args, self.processing_class, self.args.num_samples
         unwrapped = self.accelerator.unwrap_model(self.model)
         prompts = [row[args.prompt_column] for row in rows]
@@ -187,17 +191,25 @@ class GenerationTrainerMixin:
             top_k=args.top_k, max_new_tokens=args.max_new_tokens, eos_token_ids=eos_ids(tokenizer, unwrapped),
             pad_token_id=tokenizer.pad_token_id,
         )
-        batch = dict(vars(rollout))
         mask = rollout.completion_mask  # (N, T)
         lengths = mask.sum(1).tolist()
         completion_ids = [row[:n].tolist() for row, n in zip(rollout.completion_ids, lengths)]
-        _, per_reward = compute_completion_rewards(
-            self.reward_funcs, self.reward_weights, [p for p in prompts for _ in range(num_samples)],
+        total, per_reward = compute_completion_rewards(
+            self.reward_funcs, reward_weights, [p for p in prompts for _ in range(num_samples)],
             tokenizer.batch_decode(completion_ids, skip_special_tokens=True), completion_ids, tuple(mask.shape),
             args.sequence_reward_placement, mask.device,
             prompt_ids=[row[m.bool()].tolist() for row, m in zip(rollout.prompt_ids, rollout.prompt_mask)],
             trainer_state=self.state, **extras,
         )
+        return rollout, total, per_reward
+
+    @torch.no_grad()
+    def _make_rollout(self, rows: list[dict]) -> list[dict]:
+        args, num_samples = self.args, self.args.num_samples
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        rollout, _, per_reward = self._sample_and_score(rows, self.reward_weights)
+        batch = dict(vars(rollout))
+        mask = rollout.completion_mask  # (N, T)
         rewards = self._combine_completion_rewards(per_reward)  # (N, T): weights, normalisation, multipliers
         num_completions, num_tokens = mask.shape[0], mask.sum()
         for name, (values, applies, _) in per_reward.items():
