@@ -27,16 +27,15 @@ from pathlib import Path
 import yaml
 from transformers import set_seed
 
-from trl_tokenlevel import TokenLevelRLConfig, TokenLevelRLTrainer
+from trl_tokenlevel import TokenClassificationRLConfig, TokenLevelRLTrainer
 from trl_tokenlevel.data import CONLL2003_LABELS, default_conll2003_dir, load_conll2003
 from trl_tokenlevel.metrics import align_predictions, token_classification_report
 from trl_tokenlevel.models import load_token_classification_model
-from trl_tokenlevel.peft_presets import apply_bitfit, get_peft_config
-from trl_tokenlevel.rewards import EntitySpanReward, SentenceF1Reward, TokenAccuracyReward
+from trl_tokenlevel.models.peft_presets import prepare_peft
+from trl_tokenlevel.rewards import get_reward
 
 
 SUBSET_SEED = 2003
-REWARDS = {"entity_span": EntitySpanReward, "token_accuracy": TokenAccuracyReward, "sentence_f1": SentenceF1Reward}
 BENCH_KEYS = {"name", "peft", "rewards", "lora_r", "lora_alpha", "lora_target_modules", "budget_examples", "notes"}
 
 
@@ -68,23 +67,20 @@ def run(config_path: str, seed: int, fraction: float, results_dir: str, override
     budget = bench.get("budget_examples")
     if budget:
         spec["max_steps"] = max(1, math.ceil(budget / spec.get("per_device_train_batch_size", 32)))
-    args = TokenLevelRLConfig(
+    args = TokenClassificationRLConfig(
         output_dir=tempfile.mkdtemp(prefix=f"conll_{name}_"), seed=seed, report_to="none", save_strategy="no",
         eval_strategy="no", disable_tqdm=True, **spec,
     )
     set_seed(seed)
     model, tokenizer = load_token_classification_model(None, CONLL2003_LABELS)  # the packaged MiniLM
     peft_method = bench.get("peft", "none")
-    peft_config = None
-    if peft_method == "bitfit":
-        model = apply_bitfit(model)
-    elif peft_method != "none":
-        peft_config = get_peft_config(peft_method, model.config.model_type, lora_r=bench.get("lora_r", 8),
-                                      lora_alpha=bench.get("lora_alpha", 16),
-                                      lora_target_modules=bench.get("lora_target_modules"))
+    model, peft_config = prepare_peft(
+        model, peft_method, lora_r=bench.get("lora_r", 8), lora_alpha=bench.get("lora_alpha", 16),
+        lora_target_modules=bench.get("lora_target_modules"),
+    )
     rewards = bench.get("rewards", ["entity_span", "token_accuracy"])
     trainer = TokenLevelRLTrainer(
-        model=model, reward_funcs=[REWARDS[r]() for r in rewards], args=args, train_dataset=train,
+        model=model, reward_funcs=[get_reward(r) for r in rewards], args=args, train_dataset=train,
         processing_class=tokenizer, peft_config=peft_config, label_list=CONLL2003_LABELS,
     )
     start = time.perf_counter()

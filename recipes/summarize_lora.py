@@ -11,7 +11,7 @@ validation and evaluates on test; with `--data_source hub` it trains on the real
     OMP_NUM_THREADS=1 python recipes/summarize_lora.py --config recipes/configs/summarize_lora.yaml
     accelerate launch recipes/summarize_lora.py --config recipes/configs/summarize_lora.yaml --use_cpu false
 
-Every field of `ScriptArguments`, `LoraArguments` and `TokenLevelRLConfig` is a flag and a YAML key.
+Every field of `ScriptArguments`, `LoraArguments` and `GenerationRLConfig` is a flag and a YAML key.
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ import torch
 from peft import LoraConfig
 from trl import TrlParser
 
-from trl_tokenlevel import TokenLevelRLConfig, TokenLevelRLTrainer
-from trl_tokenlevel.generation.backbones import load_smollm2
+from trl_tokenlevel import GenerationRLConfig, TokenLevelRLTrainer
+from trl_tokenlevel.models.packaged import load_smollm2
 from trl_tokenlevel.generation.evaluate import greedy_completions, summary_metrics
+from trl_tokenlevel.hub import merge_adapters
 from trl_tokenlevel.rewards import EntityFaithfulnessReward, RougeLReward
 
 
@@ -97,7 +98,7 @@ def build_rows(rows: list[dict], script_args: ScriptArguments, limit: int) -> da
     return datasets.Dataset.from_list(kept)
 
 
-def evaluate(model, tokenizer, data: datasets.Dataset, script_args: ScriptArguments, args: TokenLevelRLConfig):
+def evaluate(model, tokenizer, data: datasets.Dataset, script_args: ScriptArguments, args: GenerationRLConfig):
     start = time.time()
     predictions = greedy_completions(
         model, tokenizer, data["prompt"], script_args.eval_max_new_tokens, batch_size=8,
@@ -108,7 +109,7 @@ def evaluate(model, tokenizer, data: datasets.Dataset, script_args: ScriptArgume
     return metrics, predictions
 
 
-def main(script_args: ScriptArguments, args: TokenLevelRLConfig, lora_args: LoraArguments) -> dict:
+def main(script_args: ScriptArguments, args: GenerationRLConfig, lora_args: LoraArguments) -> dict:
     results_path = script_args.results_path or os.path.join(args.output_dir, "results.json")
     train_split = "train" if script_args.data_source == "hub" else "validation"
     train = build_rows(load_split(script_args, train_split), script_args, script_args.max_train_prompts)
@@ -136,7 +137,7 @@ def main(script_args: ScriptArguments, args: TokenLevelRLConfig, lora_args: Lora
     print("after:", json.dumps(after))
 
     final_dir = os.path.join(args.output_dir, "final")  # a plain HF folder: LoRA merged into the weights
-    merged = trainer.model.merge_and_unload()
+    merged = merge_adapters(trainer.model, in_place=True)
     merged.save_pretrained(final_dir)
     tokenizer.save_pretrained(final_dir)
 
@@ -161,5 +162,5 @@ def main(script_args: ScriptArguments, args: TokenLevelRLConfig, lora_args: Lora
 
 
 if __name__ == "__main__":
-    parser = TrlParser((ScriptArguments, TokenLevelRLConfig, LoraArguments))
+    parser = TrlParser((ScriptArguments, GenerationRLConfig, LoraArguments))
     main(*parser.parse_args_and_config())

@@ -10,7 +10,7 @@ import torch
 def spy_local_metrics(trainer, keys) -> dict:
     """Returns a dict filled during training with `key -> [sum, count]` of this rank's own values for `keys`."""
     local = {}
-    record = trainer._record
+    record = trainer.record_metric
 
     def spy(key, value_sum, count):
         if key in keys:
@@ -18,7 +18,7 @@ def spy_local_metrics(trainer, keys) -> dict:
             local[key] = [value + float(value_sum), total + float(count)]
         record(key, value_sum, count)
 
-    trainer._record = spy
+    trainer.record_metric = spy
     return local
 
 

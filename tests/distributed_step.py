@@ -4,7 +4,8 @@
 
 The global batch is the 8 sentences of `synthetic_dataset(8, seed=3)`: per-device batch = 8 / world size. Sampling
 is made independent of how the batch is split (Gumbel noise fixed per sample, position and label), dropout is off,
-so 1 and 2 processes must take the same step. Every rank writes its logged metrics; rank 0 writes the parameters.
+so 1 and 2 processes must take the same step. The policy is perturbed away from its frozen reference first, so
+the KL term contributes to the gradient. Every rank writes its logged metrics; rank 0 writes the parameters.
 """
 
 import sys
@@ -14,9 +15,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import trl_tokenlevel.trainer as trainer_module  # noqa: E402
+import trl_tokenlevel.token_classification.trainer as trainer_module  # noqa: E402
 from distributed_common import spy_local_metrics, write_step_outputs  # noqa: E402
-from tiny import synthetic_dataset, tiny_bert, word_tokenizer  # noqa: E402
+from tiny import perturb, synthetic_dataset, tiny_bert, word_tokenizer  # noqa: E402
 from trl_tokenlevel import TokenLevelRLConfig, TokenLevelRLTrainer  # noqa: E402
 from trl_tokenlevel.rewards import EntitySpanReward, TokenAccuracyReward  # noqa: E402
 
@@ -40,6 +41,7 @@ def main(out_dir: str, per_device_batch_size: int) -> None:
         model=tiny_bert(), reward_funcs=[TokenAccuracyReward(), EntitySpanReward()], args=args,
         train_dataset=synthetic_dataset(8, seed=3), processing_class=word_tokenizer(),
     )
+    perturb(trainer.model)  # away from the frozen reference: the KL term has a gradient
     local = spy_local_metrics(trainer, ("reward",))  # this rank's own sums, before the cross-rank reduction
     trainer.train()
     write_step_outputs(trainer, out_dir, local)

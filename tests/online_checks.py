@@ -4,7 +4,7 @@ import os
 
 import torch
 
-from trl_tokenlevel.online import ONLINE_CHECKPOINT_PREFIX
+from trl_tokenlevel.online.loop import ONLINE_CHECKPOINT_PREFIX
 
 
 def kill_restart_and_compare(make_trainer, stream, seed_examples, tmp_path, start_state, moved_key):

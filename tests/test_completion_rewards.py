@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from trl_tokenlevel.rewards.completion import compute_completion_rewards, place_reward
+from trl_tokenlevel.rewards.completion.base import compute_completion_rewards, place_reward
 
 
 IDS = [[5, 6, 3], [7]]
@@ -43,8 +43,14 @@ def test_wrong_length_type_and_nan_name_the_reward():
     def nan_reward(prompts, completions, completion_ids, **kwargs):
         return [math.nan, 1.0]
 
-    with pytest.raises(ValueError, match="'nan_reward' returned NaN for completion 0"):
+    with pytest.raises(ValueError, match="'nan_reward' returned nan for completion 0 at token 2"):
         call(nan_reward)
+
+    def inf_reward(prompts, completions, completion_ids, **kwargs):
+        return [[0.0, -math.inf, 1.0], 1.0]
+
+    with pytest.raises(ValueError, match="'inf_reward' returned -inf for completion 0 at token 1"):
+        call(inf_reward)
 
     def one_for_all(prompts, completions, completion_ids, **kwargs):
         return [1.0]

@@ -1,3 +1,4 @@
+import logging
 from collections import Counter
 from pathlib import Path
 
@@ -53,6 +54,16 @@ def test_load_conll2003_matches_published_counts(conll):
 
 
 @needs_conll
+def test_real_files_are_strict_iob2_and_load_without_conversion(conll, caplog):
+    with caplog.at_level(logging.INFO, logger="trl_tokenlevel"):
+        strict = read_conll(CONLL_DIR / "train.txt", scheme="IOB2")
+        default = read_conll(CONLL_DIR / "train.txt")
+    assert len(strict) == len(default) == 14041
+    assert strict["ner_tags"][:] == default["ner_tags"][:] == conll["train"]["ner_tags"][:]
+    assert "converted" not in caplog.text
+
+
+@needs_conll
 def test_first_training_sentence(conll):
     first = conll["train"][0]
     assert first["id"] == "0"
@@ -84,8 +95,8 @@ def test_iob1_is_converted_to_iob2_automatically(tmp_path):
     assert ds["tokens"][:] == [["Peter", "Blackburn", "in", "Bonn", "Köln"], ["hi"]]
     tags = [[CONLL2003_LABELS[t] for t in s] for s in ds["ner_tags"]]
     assert tags == [["B-PER", "I-PER", "O", "B-LOC", "B-LOC"], ["O"]]
-    forced = read_conll(path, scheme="IOB2")
-    assert [CONLL2003_LABELS[t] for t in forced["ner_tags"][0]] == ["I-PER", "I-PER", "O", "I-LOC", "B-LOC"]
+    with pytest.raises(ConllFormatError, match=r"line 3: tag 'I-PER' follows the start of the sentence"):
+        read_conll(path, scheme="IOB2")  # IOB1 input under IOB2 is refused, no longer kept as is (issue 15)
 
 
 def test_iob2_input_is_left_unchanged_even_when_iob1_is_forced(tmp_path):

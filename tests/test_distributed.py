@@ -41,6 +41,7 @@ def test_two_processes_match_one_process(tmp_path):
     log_1, log_2 = logs_1[0]["log"], logs_2[0]["log"]
     assert log_2["loss"] == pytest.approx(log_1["loss"], rel=1e-5)
     assert log_2["grad_norm"] == pytest.approx(log_1["grad_norm"], rel=1e-5)
+    assert log_1["kl"] > 1e-3  # the policy starts away from the reference: the KL term moves the gradient
     start = __import__("tiny").tiny_bert().state_dict()
     moved = 0
     for name, value in params_1.items():
@@ -55,7 +56,7 @@ def test_two_processes_match_one_process(tmp_path):
     for entry in logs_2:
         assert entry["log"]["reward"] == pytest.approx(pooled, rel=1e-6)
         assert entry["log"]["reward"] == pytest.approx(log_1["reward"], rel=1e-6)
-        for key in ("ce_loss", "entropy", "rewards/EntitySpanReward/mean", "advantages/std"):
+        for key in ("ce_loss", "entropy", "kl", "rewards/EntitySpanReward/mean", "advantages/std"):
             assert entry["log"][key] == pytest.approx(log_1[key], rel=1e-5), key
 
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from test_trainer import make_config, make_trainer
-from trl_tokenlevel.dynamic import DYNAMIC_STATE_NAME
+from trl_tokenlevel.dynamic.state import DYNAMIC_STATE_NAME
 from trl_tokenlevel.rewards import EntitySpanReward, SpanPrecisionReward, TokenAccuracyReward
 
 

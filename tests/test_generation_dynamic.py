@@ -50,7 +50,7 @@ def test_normalize_then_sum_statistics_count_only_the_tokens_that_carry_each_rew
 
     trainer = make_trainer(tmp_path, reward_funcs=[dense_two, rated], reward_combination="normalize_then_sum")
     torch.manual_seed(0)
-    (batch,) = trainer._make_rollout([trainer.train_dataset[i] for i in range(8)])
+    (batch,) = trainer.make_rollout([trainer.train_dataset[i] for i in range(8)])
     mask = batch["completion_mask"]
     assert 0 < mask.sum() < mask.numel()  # some completions ended early: there is padding to leave out
     norm = trainer.reward_combiner.normalizer
@@ -79,7 +79,7 @@ def test_constrained_multiplier_rises_while_the_constraint_is_violated(tmp_path)
 
 
 def test_settings_that_mean_nothing_for_generation_are_refused(tmp_path):
-    with pytest.raises(ValueError, match="no CE term"):
+    with pytest.raises(ValueError, match="ce_coef_schedule=.* is a setting of TokenClassificationRLTrainer"):
         make_trainer(tmp_path, ce_coef_schedule={"type": "linear", "start": 1.0, "end": 0.0, "steps": 4})
     with pytest.raises(ValueError, match="statistic 'precision'"):
         make_trainer(

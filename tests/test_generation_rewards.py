@@ -5,7 +5,7 @@ from tokenizers import ByteLevelBPETokenizer
 from transformers import BertConfig, BertForTokenClassification, LlamaConfig, LlamaForSequenceClassification, PreTrainedTokenizerFast
 
 from tiny_lm import lm_tokenizer
-from trl_tokenlevel.generation.text_metrics import rouge_l, rouge_n, rouge_scores
+from trl_tokenlevel.metrics.text import rouge_l, rouge_n, rouge_scores
 from trl_tokenlevel.rewards import (
     EntityFaithfulnessReward,
     FormatPenalty,
@@ -17,7 +17,7 @@ from trl_tokenlevel.rewards import (
     capitalized_entities,
     hallucinated_entities,
 )
-from trl_tokenlevel.rewards.alignment import token_char_spans
+from trl_tokenlevel.rewards.completion.alignment import token_char_spans
 
 
 def bpe_tokenizer() -> PreTrainedTokenizerFast:

@@ -132,7 +132,7 @@ def _gradient(tmp_path, reward, **overrides):
     trainer = make_trainer(tmp_path, reward_funcs=[reward], **overrides)
     rows = [trainer.train_dataset[i] for i in range(4)]
     torch.manual_seed(7)
-    batch = trainer._make_rollout(rows)[0]
+    batch = trainer.make_rollout(rows)[0]
     trainer.model.zero_grad()
     trainer.compute_loss(trainer.model, batch).backward()
     return torch.cat([p.grad.flatten() for p in trainer.model.parameters() if p.grad is not None]), batch

@@ -13,8 +13,8 @@ from huggingface_hub.utils import filter_repo_objects
 
 from tiny import SYNTH_LABELS, synthetic_dataset, tiny_bert, word_tokenizer
 from trl_tokenlevel import TokenLevelRLConfig, TokenLevelRLTrainer
-from trl_tokenlevel.export import merge_adapter_checkpoint, merge_adapters
-from trl_tokenlevel.model_card import build_model_card
+from trl_tokenlevel.hub.export import merge_adapter_checkpoint, merge_adapters
+from trl_tokenlevel.hub.model_card import build_model_card
 from trl_tokenlevel.rewards import EntitySpanReward, TokenAccuracyReward
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from trl_tokenlevel.kl_control import AdaptiveKLController, FixedKLController, make_kl_controller
+from trl_tokenlevel.dynamic.kl_control import AdaptiveKLController, FixedKLController, make_kl_controller
 
 
 def test_fixed_controller_never_moves():

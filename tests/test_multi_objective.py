@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from trl_tokenlevel.multi_objective import Constraint, RewardCombiner, lagrange_update
-from trl_tokenlevel.schedules import ConstantSchedule, build_schedule
+from trl_tokenlevel.dynamic.combiner import Constraint, RewardCombiner, lagrange_update
+from trl_tokenlevel.dynamic.schedules import ConstantSchedule, build_schedule
 
 
 MASK = torch.tensor([[True, True, False]])  # (B=1, T=3)

@@ -8,7 +8,7 @@ import pytest
 from online_checks import kill_restart_and_compare
 from test_trainer import make_trainer
 from tiny import synthetic_dataset, tiny_bert
-from trl_tokenlevel.online import ReservoirBuffer
+from trl_tokenlevel.online.loop import ReservoirBuffer
 from trl_tokenlevel.rewards import TokenAccuracyReward
 
 

@@ -13,7 +13,7 @@ from transformers import (
     LlamaForTokenClassification,
 )
 
-from trl_tokenlevel.peft_presets import (
+from trl_tokenlevel.models.peft_presets import (
     PEFT_METHODS,
     apply_bitfit,
     apply_peft_method,

@@ -37,7 +37,7 @@ def test_ner_outputs_load_in_the_token_classification_pipeline(tmp_path):
     from trl_tokenlevel.metrics import align_predictions
     from trl_tokenlevel.models import packaged_minilm_path
     from trl_tokenlevel.rewards import EntitySpanReward, TokenAccuracyReward
-    from trl_tokenlevel.rewards.spans import extract_spans
+    from trl_tokenlevel.rewards.token.spans import extract_spans
 
     if default_conll2003_dir() is None:
         pytest.skip("the shared CoNLL-2003 copy (../shared/data/conll2003) is absent")

@@ -7,8 +7,8 @@ import torch
 
 from tiny import SYNTH_LABELS, synthetic_dataset, tiny_bert, word_tokenizer
 from trl_tokenlevel import TokenLevelRLConfig, TokenLevelRLTrainer
-from trl_tokenlevel.export import merge_adapters
-from trl_tokenlevel.quantization import (
+from trl_tokenlevel.hub.export import merge_adapters
+from trl_tokenlevel.models.quantization import (
     check_quantization_support,
     is_quantized,
     quantization_config,

@@ -1,4 +1,4 @@
-"""The README's quickstart runs as written, shrunk to a few sentences and two steps."""
+"""The README's quickstart runs as written, shrunk to a few sentences and four steps, far enough for RL to start."""
 
 import re
 from pathlib import Path
@@ -19,7 +19,8 @@ def test_readme_quickstart_runs(tmp_path, monkeypatch):
     code = re.search(r"## Quickstart\n\n```python\n(.*?)```", readme, re.S).group(1)
     shrink = {  # each must still be in the README: the test fails if the quickstart changes shape
         "load_conll2003()": "load_conll2003(max_train_samples=48, max_eval_samples=16)",
-        "num_train_epochs=1": "max_steps=2, report_to='none', use_cpu=True",
+        # 48 sentences / batch 16 = 3 steps an epoch: rl_start_epoch=0.5 switches RL on for steps 3 and 4
+        "num_train_epochs=1": "max_steps=4, logging_steps=1, report_to='none', use_cpu=True",
     }
     for old, new in shrink.items():
         assert old in code, f"README quickstart no longer contains {old!r}: update this test"
@@ -28,7 +29,11 @@ def test_readme_quickstart_runs(tmp_path, monkeypatch):
     namespace = {}
     exec(compile(code, "README.md quickstart", "exec"), namespace)
     trainer = namespace["trainer"]
-    assert trainer.state.global_step == 2
+    assert trainer.state.global_step == 4
+    logs = [h for h in trainer.state.log_history if "rl_active" in h]
+    assert [h["rl_active"] for h in logs] == [0.0, 0.0, 1.0, 1.0]
+    for entry in logs[2:]:  # rewards were computed once RL was on
+        assert {"rewards/EntitySpanReward/mean", "rewards/TokenAccuracyReward/mean", "advantages/std"} <= set(entry)
     metrics = trainer.evaluate()
     assert {"eval_f1", "eval_precision", "eval_recall", "eval_token_accuracy"} <= set(metrics)
     assert (tmp_path / "out" / "adapter_model.safetensors").exists() and (tmp_path / "out" / "README.md").exists()

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from trl_tokenlevel.reward_normalization import RunningRewardNormalizer
+from trl_tokenlevel.dynamic.normalization import RunningRewardNormalizer
 
 
 def test_masked_statistics_with_momentum():

@@ -10,7 +10,7 @@ from trl_tokenlevel.rewards import (
     compute_token_rewards,
     extract_spans,
 )
-from trl_tokenlevel.rewards.spans import Span
+from trl_tokenlevel.rewards.token.spans import Span
 
 
 NAMES = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
@@ -117,7 +117,7 @@ def test_user_callables_with_wrong_shape_or_nan_fail_naming_the_reward():
 
     with pytest.raises(ValueError, match="short_reward.*shape"):
         compute_token_rewards([short_reward], [1.0], sampled, gold, gold != -100, NAMES)
-    with pytest.raises(ValueError, match="nan_reward.*NaN"):
+    with pytest.raises(ValueError, match="nan_reward.*returned nan at sample 0, sentence 0, position 0"):
         compute_token_rewards([nan_reward], [1.0], sampled, gold, gold != -100, NAMES)
     total, per = compute_token_rewards(
         [list_reward], [1.0], sampled, gold, gold != -100, NAMES, tokens=[["Ann", "runs"]]

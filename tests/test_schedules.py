@@ -2,7 +2,7 @@
 
 import pytest
 
-from trl_tokenlevel.schedules import build_schedule, build_schedules
+from trl_tokenlevel.dynamic.schedules import build_schedule, build_schedules
 
 
 @pytest.mark.parametrize(

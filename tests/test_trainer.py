@@ -4,9 +4,9 @@
 import pytest
 import torch
 
-import trl_tokenlevel.trainer as trainer_module
-from tiny import SYNTH_LABELS, synthetic_dataset, tiny_bert, word_tokenizer
-from trl_tokenlevel import TokenLevelRLConfig, TokenLevelRLTrainer
+import trl_tokenlevel.token_classification.trainer as trainer_module
+from tiny import SYNTH_LABELS, perturb, synthetic_dataset, tiny_bert, word_tokenizer
+from trl_tokenlevel import TokenClassificationRLConfig, TokenLevelRLTrainer
 from trl_tokenlevel.rewards import EntitySpanReward, TokenAccuracyReward
 
 
@@ -26,7 +26,7 @@ def make_config(tmp_path, **overrides):
         report_to="none", use_cpu=True, save_strategy="no", eval_strategy="no", disable_tqdm=True, seed=0,
     )
     values.update(overrides)
-    return TokenLevelRLConfig(**values)
+    return TokenClassificationRLConfig(**values)
 
 
 def make_trainer(tmp_path, model=None, train=None, **overrides):
@@ -67,7 +67,8 @@ def _deterministic_samples(logits, num_samples, temperature=1.0):
 
 @pytest.mark.parametrize("kl_coef", [0.0, 0.1])
 def test_gradient_accumulation_invariance(tmp_path, monkeypatch, kl_coef):
-    """1 micro-batch of 8 and 2 micro-batches of 4 give the same loss and the same SGD update."""
+    """1 micro-batch of 8 and 2 micro-batches of 4 give the same loss and the same SGD update. For the KL arm the
+    policy is first moved away from its frozen reference, so the KL term has a gradient to get wrong."""
     monkeypatch.setattr(trainer_module, "sample_actions", _deterministic_samples)
     train = synthetic_dataset(8, seed=3)
     results = []
@@ -78,11 +79,15 @@ def test_gradient_accumulation_invariance(tmp_path, monkeypatch, kl_coef):
             optim="sgd", learning_rate=1.0, lr_scheduler_type="constant", disable_dropout=True, logging_steps=1,
             kl_coef=kl_coef, entropy_coef=0.01, max_grad_norm=0.0, num_samples=3,
         )
+        if kl_coef:
+            perturb(trainer.model)
         trainer.train()
         results.append((trainer.state.log_history[0], {k: v.detach().clone() for k, v in trainer.model.named_parameters()}))
     (log_a, params_a), (log_b, params_b) = results
     assert log_a["loss"] == pytest.approx(log_b["loss"], rel=1e-4, abs=1e-6)
     assert log_a["reward"] == pytest.approx(log_b["reward"], rel=1e-5)
+    if kl_coef:
+        assert log_a["kl"] > 1e-3 and log_a["kl"] == pytest.approx(log_b["kl"], rel=1e-5)
     start = tiny_bert().state_dict()
     moved = 0
     for name, value in params_a.items():
@@ -130,15 +135,25 @@ def test_ce_then_rl_schedule_and_reference_reset(tmp_path):
 
 
 def test_prompt_tuning_logits_are_aligned_to_the_real_tokens(tmp_path):
+    """PEFT prompt tuning prepends 5 virtual tokens, so the model returns (B, 5 + T, C) logits: the trainer must drop
+    the first 5 positions (not keep the first T), in the loss and in the predictions."""
     from peft import PromptTuningConfig
 
     config = PromptTuningConfig(task_type="TOKEN_CLS", num_virtual_tokens=5)
     trainer = make_trainer(tmp_path, max_steps=2, peft_config=config, learning_rate=1e-2)
     trainer.train()
-    metrics = trainer.evaluate()
-    assert 0.0 <= metrics["eval_token_accuracy"] <= 1.0
-    prediction = trainer.predict(synthetic_dataset(4, seed=9))
-    assert prediction.predictions.shape == prediction.label_ids.shape
+    model = trainer.model.eval()
+    batch = trainer.data_collator([trainer.eval_dataset[i] for i in range(4)])
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
+    with torch.no_grad():
+        full = model(**inputs).logits  # (B, 5 + T, C)
+        _, outputs = trainer.compute_loss(model, batch, return_outputs=True)
+    assert full.shape[1] == batch["labels"].shape[1] + 5
+    torch.testing.assert_close(outputs["logits"], full[:, 5:])  # by hand: the real tokens are the last T positions
+    prediction = trainer.predict(trainer.eval_dataset.select(range(4)))
+    mask = prediction.label_ids != -100
+    expected = full[:, 5:].argmax(-1).numpy()
+    assert (prediction.predictions[mask] == expected[mask]).all()
 
 
 @pytest.mark.parametrize(

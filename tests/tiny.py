@@ -77,3 +77,13 @@ def synthetic_dataset(num_sentences: int, seed: int = 0, tokenized: bool = True)
             "labels": [[-100] + tags + [-100] for _, tags in rows],
         }
     )
+
+
+def perturb(model: torch.nn.Module, seed: int = 7, scale: float = 0.05) -> None:
+    """Adds the same seeded Gaussian noise to every trainable parameter, in place: moves a policy away from its
+    frozen reference (made when the trainer was built), so a KL term has a non-zero gradient."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _, parameter in model.named_parameters():
+            if parameter.requires_grad:
+                parameter.add_(scale * torch.randn(parameter.shape, generator=generator))

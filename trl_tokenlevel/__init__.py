@@ -2,8 +2,20 @@
 
 __version__ = "0.1.0.dev0"
 
+from .base_config import TokenLevelRLBaseConfig
 from .config import TokenLevelRLConfig
+from .generation import GenerationRLConfig, GenerationRLTrainer
+from .token_classification import TokenClassificationRLConfig, TokenClassificationRLTrainer
 from .trainer import TokenLevelRLTrainer
 
 
-__all__ = ["TokenLevelRLConfig", "TokenLevelRLTrainer", "__version__"]
+__all__ = [
+    "GenerationRLConfig",
+    "GenerationRLTrainer",
+    "TokenClassificationRLConfig",
+    "TokenClassificationRLTrainer",
+    "TokenLevelRLBaseConfig",
+    "TokenLevelRLConfig",
+    "TokenLevelRLTrainer",
+    "__version__",
+]

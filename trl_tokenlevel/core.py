@@ -12,6 +12,8 @@ import torch.nn.functional as F
 
 
 BASELINES = ("greedy", "leave_one_out", "batch_mean", "none")
+IGNORE_INDEX = -100
+"""Label of positions that do not count (special tokens, continuation sub-tokens, padding), as in transformers."""
 
 
 def masked_sum(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -45,13 +47,6 @@ def masked_whiten(values: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8, s
     std = torch.sqrt(masked_var(values, mask) + eps)
     whitened = (values - mean) / std if shift_mean else values / std
     return whitened * mask.to(values.dtype)
-
-
-def disable_dropout(model: torch.nn.Module) -> None:
-    """Sets the probability of every `nn.Dropout` in `model` to 0, in place."""
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
 
 
 def sample_actions(logits: torch.Tensor, num_samples: int, temperature: float = 1.0) -> torch.Tensor:
@@ -159,9 +154,9 @@ def exact_entropy(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tenso
 
 
 def token_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Per-position cross-entropy, 0 where `labels == -100`; `(B, T, C)`, `(B, T)` -> `(B, T)`."""
+    """Per-position cross-entropy, 0 where `labels == IGNORE_INDEX`; `(B, T, C)`, `(B, T)` -> `(B, T)`."""
     return F.cross_entropy(
-        logits.float().transpose(1, 2), labels, ignore_index=-100, reduction="none"
+        logits.float().transpose(1, 2), labels, ignore_index=IGNORE_INDEX, reduction="none"
     )
 
 

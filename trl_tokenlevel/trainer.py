@@ -1,376 +1,239 @@
-"""`TokenLevelRLTrainer`: a `transformers.Trainer` whose actions are tokens and whose rewards are per token.
+"""[`TokenLevelRLTrainer`]: the shared base of the token-level RL trainers, and the entry point that picks one.
 
-The trainer picks the task from the model: token classifiers take the path below; causal LMs take the generation
-path (rollout with `generate`, dense completion rewards, leave-one-out or GAE advantages), implemented in
-`trl_tokenlevel/generation/trainer_mixin.py` and documented in `docs/generation.md`.
+A `transformers.Trainer` whose actions are tokens and whose rewards are per token. What every algorithm path
+shares lives here, written once:
 
-One training step for a token classifier (equations map to `_token_classification_loss`):
+- model preparation: load by name (safetensors, no remote code, `load_in_8bit`/`load_in_4bit` as a bitsandbytes
+  config), dropout off, k-bit preparation, PEFT wrapping ([`prepare_model`]);
+- rewards and their combination: weights, schedules, running normalisation, Lagrange constraints
+  (`dynamic/`), the CE/RL coefficient schedules and the KL controller;
+- the reference: a frozen copy of the starting model, or under PEFT the same network with its adapters disabled,
+  both behind one context manager ([`reference_model`]);
+- metric recording, reduced across processes at every logging step ([`record_metric`], [`log`]);
+- resume of the extra state (KL coefficient, multipliers, running statistics) and, through [`HubExportMixin`],
+  model cards, merged exports and Hub pushes; online learning ([`learn_online`]).
 
-    logits            = f_theta(x)                                   # (B, T, C)
-    a[k]  ~ softmax(logits / tau)  for k < K;  g = argmax logits        # (K, B, T), (B, T)
-    r[k]  = sum_i w_i(t) * reward_i(a[k], y, mask)                     # (K, B, T), zero off the word positions;
-                                                                      # or normalised / constrained: multi_objective.py
-    A[k]  = r[k] - baseline                                           # greedy self-critic, leave-one-out, ...
-    PG    = -(1/K) sum_k sum_{(b,t) in mask} A[k,b,t] log pi_tau(a[k,b,t] | x)
-    loss  = (rl_coef PG + ce_coef CE + kl_coef KL - entropy_coef H) / N
+Each path is a subclass that sets `model_kind` (a pipeline task of `models/kinds.py`) and `config_class`, and
+implements `compute_loss` plus the data hooks: [`~trl_tokenlevel.token_classification.TokenClassificationRLTrainer`]
+and [`~trl_tokenlevel.generation.GenerationRLTrainer`]. Defining the subclass registers it.
 
-where CE, KL (exact, over the C labels) and H (exact) are sums over active tokens and N is the number of active
-tokens in the whole optimizer step (all gradient-accumulation micro-batches, all processes), so splitting a batch
-as 1x8 or 2x4 gives the same update.
+`TokenLevelRLTrainer(model=..., ...)` itself returns an instance of the subclass registered for the model's kind,
+so user code and recipes need not know the path; its config may be a [`~trl_tokenlevel.TokenLevelRLConfig`] (the
+fields of every path, the other path's refused) or the path's own config.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
-from transformers import AutoModelForTokenClassification, AutoTokenizer, PreTrainedModel, Trainer
+from transformers import AutoTokenizer, PreTrainedModel, Trainer
+from transformers.trainer_utils import get_last_checkpoint
+from trl.trainer.utils import disable_dropout_in_model
 
-from .collator import MODEL_INPUT_KEYS, TokenClassificationRLCollator
-from .config import TokenLevelRLConfig
-from .generation.trainer_mixin import GenerationTrainerMixin, is_generative_model
-from .hub_mixin import HubExportMixin
-from .core import (
-    disable_dropout,
-    action_logprobs,
-    exact_entropy,
-    exact_kl,
-    masked_sum,
-    policy_gradient_sum,
-    sample_actions,
-    token_advantages,
-    token_cross_entropy,
-)
+from .base_config import TokenLevelRLBaseConfig
+from .callbacks import FiniteGradientsCallback
 from .dynamic import (
     DynamicRewardsCallback,
     build_coef_schedules,
     build_reward_combiner,
     load_dynamic_state_file,
-    unique_reward_names,
+    make_kl_controller,
 )
-from .export import is_peft_model
-from .kl_control import make_kl_controller
-from .quantization import prepare_quantized_model, resolve_model_init_kwargs
-from .reference_cache import REFERENCE_INDEX_COLUMN, ReferenceLogprobCache
-from .rewards import EntitySpanReward, TokenAccuracyReward, compute_token_rewards, reward_name
-from .rewards.base import resolve_reward_weights
+from .hub.mixin import HubExportMixin
+from .models.kinds import is_peft_model, kind_for_task, kind_of
+from .models.loading import load_pretrained
+from .models.quantization import is_quantized, prepare_quantized_model
+from .online.loop import learn_online
+from .rewards.common import resolve_reward_weights, reward_name, unique_reward_names
 
 
 logger = logging.getLogger(__name__)
 
-FORWARD_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
+class TokenLevelRLTrainer(HubExportMixin, Trainer):
+    """Trainer for token-level RL; see the module docstring. Constructing `TokenLevelRLTrainer(model=..., ...)`
+    returns the trainer registered for the model's kind (token classifier or causal LM), with that trainer's
+    arguments (see `TokenClassificationRLTrainer` and `GenerationRLTrainer` for them).
 
-def _label_list_from(dataset, model) -> list[str] | None:
-    features = getattr(dataset, "features", None)
-    if features is not None and "ner_tags" in features and hasattr(features["ner_tags"], "feature"):
-        names = getattr(features["ner_tags"].feature, "names", None)
-        if names:
-            return list(names)
-    id2label = getattr(getattr(model, "config", None), "id2label", None)
-    if id2label and not all(str(v).startswith("LABEL_") for v in id2label.values()):
-        return [id2label[i] for i in range(len(id2label))]
-    return None
-
-
-class TokenLevelRLTrainer(HubExportMixin, GenerationTrainerMixin, Trainer):
-    """Trainer for token-level RL. See the module docstring for the step and [`TokenLevelRLConfig`] for options.
-
-    Args:
-        model (`PreTrainedModel` or `str`): an `AutoModelForTokenClassification` model, or a name/path to load one
-            (with `config.model_init_kwargs`; never with remote code unless `config.trust_remote_code`).
-        reward_funcs (`Sequence[Callable]`, *optional*): per-token rewards (interface in `trl_tokenlevel/rewards/base.py`).
-            Defaults to `[EntitySpanReward(), TokenAccuracyReward()]` with weights `[1.0, 0.5]`.
-        args ([`TokenLevelRLConfig`], *optional*): training configuration.
-        train_dataset, eval_dataset (`datasets.Dataset`, *optional*): either tokenized (`input_ids`, `labels`) or raw
-            (`tokens`, `ner_tags`); raw datasets are tokenized with `processing_class` (first sub-token labelled).
-        processing_class (`PreTrainedTokenizerBase`, *optional*): loaded from the model's path if not given.
-        reward_weights (`Sequence[float]`, *optional*): overrides `args.reward_weights`.
-        peft_config (`peft.PeftConfig`, *optional*): wraps the model with PEFT; the KL reference is then the base
-            model with adapters disabled.
-        label_list (`list[str]`, *optional*): label names by id. Read from the dataset's `ner_tags` ClassLabel or the
-            model's `id2label` if not given.
-        compute_metrics (`Callable`, *optional*): defaults to entity-level seqeval scores plus token accuracy.
+    Subclass attributes:
+        model_kind (`str`): the pipeline task of the model kind the subclass trains (`models/kinds.py`).
+        config_class (`type`): its config; `args` must be one, or a `TokenLevelRLConfig` (checked for the path).
+        coefficient_names (`tuple[str, ...]`): loss coefficients with a `<name>_coef` field and optional schedule.
     """
 
+    model_kind: str | None = None
+    config_class: type[TokenLevelRLBaseConfig] = TokenLevelRLBaseConfig
+    coefficient_names: tuple[str, ...] = ("rl",)
     _tag_names = ["trl", "trl-tokenlevel", "token-level-rl"]
+    _registry: dict[str, type[TokenLevelRLTrainer]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "model_kind" in cls.__dict__ and cls.model_kind is not None:
+            TokenLevelRLTrainer._registry[cls.model_kind] = cls
+
+    def __new__(cls, model=None, *args, **kwargs):
+        if cls is TokenLevelRLTrainer:
+            cls = cls.trainer_class_for(model)
+        return super().__new__(cls)
+
+    @classmethod
+    def trainer_class_for(cls, model: PreTrainedModel | str) -> type[TokenLevelRLTrainer]:
+        """The registered trainer for `model`'s kind (a model, PEFT model, or name/path)."""
+        kind = kind_of(model, default=None)
+        if kind is None or kind.pipeline_task not in cls._registry:
+            name = model if isinstance(model, str) else type(model).__name__
+            raise ValueError(
+                f"No token-level RL trainer for {name!r}; supported model kinds: {sorted(cls._registry)} "
+                "(AutoModelForTokenClassification, AutoModelForCausalLM)."
+            )
+        return cls._registry[kind.pipeline_task]
 
     def __init__(
         self,
         model: PreTrainedModel | str,
-        reward_funcs: Sequence[Callable] | None = None,
-        args: TokenLevelRLConfig | None = None,
+        reward_funcs: Sequence[Callable] | None,
+        args: TokenLevelRLBaseConfig | None = None,
         train_dataset=None,
         eval_dataset=None,
         processing_class=None,
         reward_weights: Sequence[float] | None = None,
         peft_config=None,
-        label_list: Sequence[str] | None = None,
-        data_collator=None,
-        compute_metrics: Callable | None = None,
         callbacks=None,
         optimizers=(None, None),
-        preprocess_logits_for_metrics: Callable | None = None,
+        **trainer_kwargs,
     ):
-        if args is None:
-            name = model if isinstance(model, str) else model.config._name_or_path
-            args = TokenLevelRLConfig(f"{str(name).split('/')[-1]}-token-level-rl")
-        if is_generative_model(model):  # causal LM: the generation path (trl_tokenlevel/generation/trainer_mixin.py)
-            return self._init_generation(
-                model, reward_funcs, args, train_dataset, eval_dataset, processing_class, reward_weights,
-                peft_config, callbacks, optimizers,
-            )
-        label_list = list(label_list) if label_list is not None else _label_list_from(train_dataset, model)
-        if isinstance(model, str):
-            model = self._load_model(model, args, label_list)
-        if label_list is None:
-            raise ValueError(
-                "Could not find the label names: pass `label_list=[...]`, use a dataset whose `ner_tags` column is a "
-                "ClassLabel, or a model whose config has a real `id2label`."
-            )
-        if model.config.num_labels != len(label_list):
-            raise ValueError(
-                f"The model has {model.config.num_labels} labels but label_list has {len(label_list)}: {label_list}."
-            )
-        self.label_list = label_list
+        if type(self) is TokenLevelRLTrainer:
+            raise TypeError("TokenLevelRLTrainer is constructed through a registered subclass (see trainer_class_for).")
+        args = self.resolve_args(args, model)
+        model = self.prepare_model(model, args, peft_config)
         if processing_class is None:
             processing_class = AutoTokenizer.from_pretrained(model.config._name_or_path)
+        self.reward_funcs = list(reward_funcs)
+        self.reward_weights = resolve_reward_weights(self.reward_funcs, reward_weights, args.reward_weights)
+        train_dataset, eval_dataset = self.prepare_datasets(train_dataset, eval_dataset, processing_class, args)
+        if trainer_kwargs.get("data_collator") is None:
+            trainer_kwargs["data_collator"] = self.default_data_collator(processing_class)
+        super().__init__(
+            model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
+            processing_class=processing_class, callbacks=callbacks, optimizers=optimizers, **trainer_kwargs,
+        )
+        self.loss_is_scaled_for_ga = True  # every path divides by the token count of the whole optimizer step
+        self.ref_model = self.frozen_copy(self.model) if args.kl_coef > 0 and not is_peft_model(self.model) else None
+        self.kl_controller = make_kl_controller(args.kl_coef, args.target_kl, args.kl_horizon)
+        self._init_dynamic_rewards()
+        self.add_callback(FiniteGradientsCallback())
+        self._metrics: dict[str, dict[str, list[float]]] = {"train": defaultdict(lambda: [0.0, 0.0])}
+        if hasattr(self.model, "add_model_tags"):
+            self.model.add_model_tags(self._tag_names)
+
+    # ------------------------------------------------------------------ set-up (shared)
+    def resolve_args(self, args, model) -> TokenLevelRLBaseConfig:
+        """`args`, checked for this trainer: a default config when `None`; the path's checks for the union config."""
+        if args is None:
+            name = model if isinstance(model, str) else model.config._name_or_path
+            return self.config_class(output_dir=f"{str(name).split('/')[-1]}-token-level-rl")
+        if hasattr(args, "check_for_path"):  # TokenLevelRLConfig: every path's fields
+            args.check_for_path(self.config_class)
+        elif not isinstance(args, self.config_class):
+            raise TypeError(
+                f"{type(self).__name__} takes a {self.config_class.__name__} (or a TokenLevelRLConfig), got "
+                f"{type(args).__name__}."
+            )
+        return args
+
+    def load_model(self, name: str, args: TokenLevelRLBaseConfig) -> PreTrainedModel:
+        """Loads the model kind this trainer trains from a name or path (hook: a path adds its own arguments)."""
+        import transformers
+
+        return load_pretrained(getattr(transformers, kind_for_task(self.model_kind).auto_class), name, args)
+
+    def prepare_model(self, model, args: TokenLevelRLBaseConfig, peft_config=None) -> nn.Module:
+        """Loads `model` when given by name, turns dropout off (`disable_dropout`), prepares a k-bit backbone for
+        adapters and wraps the model with PEFT. `load_in_8bit`/`load_in_4bit`/`model_init_kwargs` only apply to a
+        model given by name: with a model object they are refused unless the object is already quantized."""
+        if isinstance(model, str):
+            model = self.load_model(model, args)
+        else:
+            if args.model_init_kwargs:
+                raise ValueError(
+                    "model_init_kwargs is set but the model was passed already loaded, so it would be ignored. Fix: "
+                    "pass the model's name or path instead, or drop model_init_kwargs."
+                )
+            if (args.load_in_8bit or args.load_in_4bit) and not is_quantized(model):
+                flag = "load_in_8bit" if args.load_in_8bit else "load_in_4bit"
+                raise ValueError(
+                    f"{flag} is set but the model was passed already loaded in full precision, so the flag would be "
+                    "ignored. Fix: pass the model's name or path (the trainer then loads it quantized), or load it "
+                    "with `quantization_config=trl_tokenlevel.models.quantization.quantization_config(...)`."
+                )
         if args.disable_dropout:
-            disable_dropout(model)
+            disable_dropout_in_model(model)
         model = prepare_quantized_model(model, peft_config, args.gradient_checkpointing)
         if peft_config is not None:
             from peft import get_peft_model
 
             model = get_peft_model(model, peft_config)
+        return model
 
-        if reward_funcs is None:
-            reward_funcs = [EntitySpanReward(), TokenAccuracyReward()]
-            reward_weights = reward_weights or [1.0, 0.5]
-        self.reward_funcs = list(reward_funcs)
-        self.reward_weights = resolve_reward_weights(self.reward_funcs, reward_weights, args.reward_weights)
+    def prepare_datasets(self, train_dataset, eval_dataset, processing_class, args):
+        """Hook: checks and preprocesses the datasets before `Trainer.__init__` (they pass through here)."""
+        return train_dataset, eval_dataset
 
-        train_dataset = self._tokenize_if_raw(train_dataset, processing_class, args)
-        if args.precompute_reference_logprobs and train_dataset is not None:
-            train_dataset = train_dataset.map(
-                lambda _, index: {REFERENCE_INDEX_COLUMN: index}, with_indices=True, desc="Indexing for the cache"
-            )
-        if isinstance(eval_dataset, dict):
-            eval_dataset = {k: self._tokenize_if_raw(v, processing_class, args) for k, v in eval_dataset.items()}
-        else:
-            eval_dataset = self._tokenize_if_raw(eval_dataset, processing_class, args)
-        if data_collator is None:
-            data_collator = TokenClassificationRLCollator(processing_class)
-        if compute_metrics is None:
-            from .metrics import build_compute_metrics, preprocess_logits_for_metrics as _argmax
+    def default_data_collator(self, processing_class) -> Callable | None:
+        """Hook: the collator used when none is given (`None`: Trainer's default)."""
+        return None
 
-            compute_metrics = build_compute_metrics(label_list)
-            preprocess_logits_for_metrics = preprocess_logits_for_metrics or _argmax
-
-        super().__init__(
-            model=model,
-            args=args,
-            data_collator=data_collator,
-            train_dataset=train_dataset,
-            eval_dataset=eval_dataset,
-            processing_class=processing_class,
-            compute_metrics=compute_metrics,
-            callbacks=callbacks,
-            optimizers=optimizers,
-            preprocess_logits_for_metrics=preprocess_logits_for_metrics,
-        )
-        # Our loss divides by the active-token count of the whole optimizer step: ask Trainer to count it
-        # (`num_items_in_batch`) and not to divide by the accumulation steps again.
-        self.model_accepts_loss_kwargs = True
-        self.loss_is_scaled_for_ga = True
-        self.ref_model = None
-        if args.kl_coef > 0 and not is_peft_model(self.model):
-            self.ref_model = self._frozen_copy(self.model)
-        self._reference_was_reset = False
-        self.reference_cache: ReferenceLogprobCache | None = None
-        self.kl_controller = make_kl_controller(args.kl_coef, args.target_kl, args.kl_horizon)
-        self._init_dynamic_rewards()
-        self._metrics: dict[str, dict[str, list[float]]] = {"train": defaultdict(lambda: [0.0, 0.0])}
-        if hasattr(self.model, "add_model_tags"):
-            self.model.add_model_tags(self._tag_names)
-
-    # ------------------------------------------------------------------ set-up helpers
     def _init_dynamic_rewards(self) -> None:
-        """Reward combiner (weights, schedules, normalisation, constraints), CE/RL schedules and their callback."""
+        """Reward combiner (weights, schedules, normalisation, constraints), loss-coefficient schedules, callback."""
         def reduce_across_processes(values):
             return self.accelerator.reduce(values.to(self.args.device), reduction="sum").cpu()
 
         reduce = reduce_across_processes if self.accelerator.num_processes > 1 else None
         self.reward_names = unique_reward_names([reward_name(f) for f in self.reward_funcs])
         self.reward_combiner = build_reward_combiner(self.args, self.reward_names, self.reward_weights, reduce)
-        self.coef_schedules = build_coef_schedules(self.args)
+        self.coef_schedules = build_coef_schedules(self.args, self.coefficient_names)
         self.add_callback(DynamicRewardsCallback(self))
 
-    @staticmethod
-    def _load_model(name: str, args: TokenLevelRLConfig, label_list: Sequence[str] | None) -> PreTrainedModel:
-        kwargs = dict(args.model_init_kwargs or {})
-        kwargs.setdefault("load_in_8bit", args.load_in_8bit)
-        kwargs.setdefault("load_in_4bit", args.load_in_4bit)
-        kwargs = resolve_model_init_kwargs(kwargs, use_cpu=args.use_cpu)
-        kwargs.setdefault("use_safetensors", True)
-        kwargs["trust_remote_code"] = args.trust_remote_code
-        if label_list is not None:
-            kwargs.setdefault("num_labels", len(label_list))
-            kwargs.setdefault("id2label", dict(enumerate(label_list)))
-            kwargs.setdefault("label2id", {n: i for i, n in enumerate(label_list)})
-        return AutoModelForTokenClassification.from_pretrained(name, **kwargs)
-
-    def prepare_dataset(self, dataset):
-        """Tokenizes a raw `tokens`/`ner_tags` dataset the way the trainer does for its own datasets (first
-        sub-token labelled, `max_length` truncation counted in a warning); tokenized datasets pass through."""
-        return self._tokenize_if_raw(dataset, self.processing_class, self.args)
-
-    @staticmethod
-    def _tokenize_if_raw(dataset, tokenizer, args: TokenLevelRLConfig):
-        if dataset is None or "input_ids" in getattr(dataset, "column_names", ["input_ids"]):
-            return dataset
-        from .data import prepare_token_classification_dataset
-
-        return prepare_token_classification_dataset(
-            dataset, tokenizer, max_length=args.max_length, label_all_tokens=args.label_all_tokens, remove_columns=False
-        )
-
-    def _frozen_copy(self, model: nn.Module) -> nn.Module:
+    # ------------------------------------------------------------------ the reference
+    def frozen_copy(self, model: nn.Module) -> nn.Module:
+        """A copy of `model` (unwrapped) in eval mode with no gradients: the reference when there are no adapters."""
         reference = copy.deepcopy(self.accelerator.unwrap_model(model))
         reference.eval()
         for parameter in reference.parameters():
             parameter.requires_grad_(False)
         return reference.to(self.args.device)
 
-    # ------------------------------------------------------------------ the step
-    def loss_coefficients(self) -> dict[str, float]:
-        """`{"ce": ..., "rl": ...}` at the current optimizer step (constants unless `*_coef_schedule` is set)."""
-        return {name: float(schedule(self.state.global_step)) for name, schedule in self.coef_schedules.items()}
-
-    def rl_active(self) -> bool:
-        """Whether the RL term is on at the current step (see `rl_start_step` / `rl_start_epoch`, `rl_coef_schedule`)."""
-        if self.loss_coefficients()["rl"] == 0:
-            return False
-        if self.args.rl_start_epoch is not None:
-            return (self.state.epoch or 0.0) >= self.args.rl_start_epoch
-        return self.state.global_step >= self.args.rl_start_step
-
-    @torch.no_grad()
-    def _reference_logits(self, model: nn.Module, forward_inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    @contextlib.contextmanager
+    def reference_model(self) -> Iterator[nn.Module]:
+        """Yields the module whose forward is the reference policy: the frozen copy when there is one, otherwise
+        the policy itself with its PEFT adapters disabled and dropout off (restored on exit). Use under no_grad."""
         if self.ref_model is not None:
-            return self.ref_model(**forward_inputs).logits
-        unwrapped = self.accelerator.unwrap_model(model)
+            yield self.ref_model
+            return
+        unwrapped = self.accelerator.unwrap_model(self.model)
         was_training = unwrapped.training
-        unwrapped.eval()  # no dropout in the reference
+        unwrapped.eval()
         try:
             with unwrapped.disable_adapter():
-                return unwrapped(**forward_inputs).logits
+                yield unwrapped
         finally:
             unwrapped.train(was_training)
 
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if self.task == "generation":
-            return self._generation_loss(model, inputs)
-        labels = inputs["labels"]
-        forward_inputs = {k: inputs[k] for k in FORWARD_KEYS if k in inputs}
-        extras = {k: v for k, v in inputs.items() if k not in MODEL_INPUT_KEYS}
-        reference_index = extras.pop(REFERENCE_INDEX_COLUMN, None)
-        logits = model(**forward_inputs).logits
-        logits = logits[:, -labels.shape[1] :]  # prompt tuning prepends virtual tokens: keep the real positions
-        if not model.training:
-            mask = labels != -100
-            loss = masked_sum(token_cross_entropy(logits, labels), mask) / mask.sum().clamp(min=1)
-            return (loss, {"logits": logits}) if return_outputs else loss
-        if self.args.reset_reference_at_rl_start and self.rl_active() and not self._reference_was_reset:
-            self.ref_model = self._frozen_copy(model)  # KL from now on: to the warmed-up model
-            self._reference_was_reset = True
-        ref_logits = None
-        if self.args.kl_coef > 0:
-            ref_logits = self._cached_or_live_reference(model, forward_inputs, labels, reference_index)
-        loss = self._token_classification_loss(model, logits, labels, ref_logits, extras, num_items_in_batch)
-        return (loss, {"logits": logits}) if return_outputs else loss
+    # ------------------------------------------------------------------ coefficients
+    def loss_coefficients(self) -> dict[str, float]:
+        """`{name: value}` of the loss coefficients at the current optimizer step (e.g. `{"rl": 1.0, "ce": 0.5}`)."""
+        return {name: float(schedule(self.state.global_step)) for name, schedule in self.coef_schedules.items()}
 
-    def _cached_or_live_reference(self, model, forward_inputs, labels, reference_index) -> torch.Tensor:
-        if reference_index is None:
-            return self._reference_logits(model, forward_inputs)[:, -labels.shape[1] :]
-        if self.reference_cache is None:
-            self.reference_cache = ReferenceLogprobCache.build(
-                lambda inputs: self._reference_logits(model, inputs), self.train_dataset, self.data_collator,
-                self.args.per_device_eval_batch_size, labels.device,
-            )
-            self.ref_model = None  # a frozen copy has served its purpose; free it
-        return self.reference_cache.lookup(reference_index, labels, len(self.label_list))
-
-    def _token_classification_loss(self, model, logits, labels, ref_logits, extras, num_items_in_batch):
-        args = self.args
-        mask = labels != -100  # (B, T)
-        num_active = mask.sum()
-        if num_items_in_batch is None:  # a direct call, outside Trainer's accumulation loop
-            num_items_in_batch = num_active
-        denominator = torch.as_tensor(num_items_in_batch, device=logits.device).float().clamp(min=1.0)
-        if args.average_tokens_across_devices and self.accelerator.num_processes > 1:
-            # num_items_in_batch is then the global count, and DDP averages gradients over processes.
-            denominator = denominator / self.accelerator.num_processes
-
-        coefs = self.loss_coefficients()
-        ce = token_cross_entropy(logits, labels)  # (B, T)
-        loss_sum = coefs["ce"] * masked_sum(ce, mask)
-        self._record("ce_loss", masked_sum(ce.detach(), mask), num_active)
-        entropy = exact_entropy(logits, args.temperature)  # (B, T)
-        if args.entropy_coef > 0:
-            loss_sum = loss_sum - args.entropy_coef * masked_sum(entropy, mask)
-        self._record("entropy", masked_sum(entropy.detach(), mask), num_active)
-
-        if self.rl_active():
-            loss_sum = loss_sum + coefs["rl"] * self._policy_gradient_sum(logits, labels, mask, extras)
-        if ref_logits is not None:
-            kl = exact_kl(logits, ref_logits, args.temperature)
-            loss_sum = loss_sum + self.kl_controller.value * masked_sum(kl, mask)
-            self._record("kl", masked_sum(kl.detach(), mask), num_active)
-        self._record("rl_active", float(self.rl_active()), 1)
-        return loss_sum / denominator
-
-    def _policy_gradient_sum(self, logits, labels, mask, extras) -> torch.Tensor:
-        args = self.args
-        num_samples = args.num_samples
-        samples = sample_actions(logits, num_samples, args.temperature)  # (K, B, T)
-        greedy = logits.detach().argmax(-1)  # (B, T)
-        actions = torch.cat([samples, greedy.unsqueeze(0)])  # (K+1, B, T): one reward call for both
-        _, per_reward = compute_token_rewards(
-            self.reward_funcs, self.reward_weights, actions, labels, mask, self.label_list,
-            trainer_state=self.state, **extras,
-        )
-        # Running statistics and constraint measurements use the K samples only, never the greedy row.
-        sampled_rewards = {name: values[:num_samples] for name, values in per_reward.items()}
-        functions = dict(zip(self.reward_names, self.reward_funcs))
-        measurements = self.reward_combiner.measure(
-            sampled_rewards, mask,
-            lambda name: functions[name].statistics(samples, labels, mask, self.label_list, **extras),
-        )
-        self.reward_combiner.observe(sampled_rewards, mask, measurements)
-        total = self.reward_combiner.combine(per_reward, mask, self.state.global_step)  # (K+1, B, T)
-        rewards, greedy_rewards = total[:num_samples], total[num_samples]
-        advantages = token_advantages(
-            rewards, mask, args.baseline, greedy_rewards=greedy_rewards, whiten=args.whiten_advantages
-        )
-        logprobs = action_logprobs(logits, samples, args.temperature)  # (K, B, T)
-
-        sample_mask = mask.unsqueeze(0).expand_as(rewards)
-        num_sampled = sample_mask.sum()
-        for name, values in per_reward.items():
-            self._record(f"rewards/{name}/mean", masked_sum(values[:num_samples], sample_mask), num_sampled)
-        self._record("reward", masked_sum(rewards, sample_mask), num_sampled)
-        self._record("reward_greedy", masked_sum(greedy_rewards, mask), mask.sum())
-        self._record("advantages/mean", masked_sum(advantages, sample_mask), num_sampled)
-        self._record("advantages/sq_mean", masked_sum(advantages**2, sample_mask), num_sampled)
-        self._record("sample_greedy_agreement", masked_sum((samples == greedy).float(), sample_mask), num_sampled)
-        return policy_gradient_sum(logprobs, advantages, mask)
-
-    # ------------------------------------------------------------------ logging
-    def _record(self, key: str, value_sum, count) -> None:
+    # ------------------------------------------------------------------ metrics and logging
+    def record_metric(self, key: str, value_sum, count) -> None:
+        """Adds to a metric's running sum and count; [`log`] reports sum/count over all processes and resets."""
         entry = self._metrics["train"][key]
         entry[0] += float(value_sum)
         entry[1] += float(count)
@@ -392,35 +255,58 @@ class TokenLevelRLTrainer(HubExportMixin, GenerationTrainerMixin, Trainer):
         super().log(logs, start_time)
 
     def dynamic_log_values(self) -> dict[str, float]:
-        """Current values of everything that changes during training: reward weights, CE/RL coefficients, KL
-        coefficient, Lagrange multipliers, running reward statistics."""
-        step = self.state.global_step
-        coefs = self.loss_coefficients()
-        logs = {"ce_coef": coefs["ce"], "rl_coef": coefs["rl"], "kl_coef": self.kl_controller.value}
-        if self.task == "generation":
-            del logs["ce_coef"]  # no CE term on the generation path
-        logs.update(self.reward_combiner.log_values(step))
+        """Current values of everything that changes during training: the loss coefficients (`rl_coef`, and
+        `ce_coef` where the path has one), the KL coefficient, reward weights, multipliers, running statistics."""
+        logs = {f"{name}_coef": value for name, value in self.loss_coefficients().items()}
+        logs["kl_coef"] = self.kl_controller.value
+        logs.update(self.reward_combiner.log_values(self.state.global_step))
         return logs
+
+    def training_step(self, model, inputs, num_items_in_batch=None) -> torch.Tensor:
+        """`Trainer.training_step`, refusing a non-finite loss before any optimizer step uses its gradients."""
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if not torch.isfinite(loss).all():
+            raise FloatingPointError(
+                f"The training loss is {float(loss)} at optimizer step {self.state.global_step + 1}: training stopped "
+                "before this update, so no parameter took a non-finite step (the last saved checkpoint, if any, is "
+                "intact). Check the rewards' scale (`rewards/<name>/mean` in the logs), the reward weights and the "
+                "learning rate."
+            )
+        return loss
 
     # ------------------------------------------------------------------ checkpoints and online learning
     def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, ignore_keys_for_eval=None):
-        """[`~transformers.Trainer.train`], plus restoring the KL controller, Lagrange multipliers and running reward
-        statistics saved in the checkpoint's `token_level_rl_state.json` (see `dynamic.py`) and, for a generation
-        run with a value head, `value_head.safetensors`."""
+        """[`~transformers.Trainer.train`], plus restoring the state saved beside each checkpoint: the KL
+        controller, Lagrange multipliers and running reward statistics (`token_level_rl_state.json`), and what a
+        path adds ([`load_extra_state`])."""
         if resume_from_checkpoint is not None and resume_from_checkpoint is not False:
-            folder = resume_from_checkpoint
-            if folder is True:
-                from transformers.trainer_utils import get_last_checkpoint
-
-                folder = get_last_checkpoint(self.args.output_dir)
-            if folder is not None and not load_dynamic_state_file(self, folder):
-                logger.warning(f"{folder} has no token-level RL state file: KL coefficient and multipliers restart.")
-            if folder is not None and self.task == "generation":
-                self._load_value_head_from_checkpoint(folder)
+            folder = get_last_checkpoint(self.args.output_dir) if resume_from_checkpoint is True else resume_from_checkpoint
+            if folder is not None:
+                if not load_dynamic_state_file(self, folder):
+                    logger.warning(f"{folder} has no token-level RL state file: KL coefficient and multipliers restart.")
+                self.load_extra_state(folder)
         return super().train(resume_from_checkpoint, trial, ignore_keys_for_eval)
 
-    def learn_online(self, stream, **kwargs):
-        """Keep learning from a stream of new labelled examples with replay; see [`~trl_tokenlevel.online.learn_online`]."""
-        from .online import learn_online
+    def load_extra_state(self, folder: str) -> None:
+        """Hook: restore what a path saves beside a checkpoint besides the model and optimizer (nothing here)."""
 
+    def check_online(self) -> None:
+        """Hook of [`learn_online`]: refuse settings the online loop cannot honour (nothing here)."""
+
+    def online_features(self, examples: list[dict]) -> list[dict]:
+        """Hook of [`learn_online`]: turns stream examples into what [`online_batch`] takes and the replay buffer
+        keeps (JSON-serialisable)."""
+        raise NotImplementedError
+
+    def online_batch(self, features: list[dict]) -> tuple[dict, torch.Tensor | None]:
+        """Hook of [`learn_online`]: `(inputs, num_items_in_batch)` for `training_step` from features."""
+        raise NotImplementedError
+
+    def online_evaluate(self, name: str, dataset) -> None:
+        """Hook of [`learn_online`]: evaluate on a held-out set and log it under `eval_<name>_...`."""
+        raise NotImplementedError
+
+    def learn_online(self, stream, **kwargs):
+        """Keep learning from a stream of new examples with replay; see [`~trl_tokenlevel.online.learn_online`]."""
         return learn_online(self, stream, **kwargs)
+

@@ -1,8 +1,11 @@
 """Reading CoNLL-style NER files (one token per line) into `datasets.Dataset` objects.
 
 The reader accepts any number of whitespace-separated columns (`token POS chunk NER` for CoNLL-2003), treats a
-blank line as a sentence boundary, skips `-DOCSTART-` lines and normalises IOB1 tags to IOB2, so that the result has
-the same schema as the Hub dataset `eriktks/conll2003` (`id`, `tokens`, `ner_tags` as `ClassLabel` ids).
+blank line as a sentence boundary, skips `-DOCSTART-` lines and a leading byte order mark, and returns IOB2 tags
+(IOB1 input is converted, and the conversion logged with its count), so that the result has the same schema as the
+Hub dataset `eriktks/conll2003` (`id`, `tokens`, `ner_tags` as `ClassLabel` ids). Nothing is dropped silently: bad
+bytes, bad columns, unknown tags and (under `scheme="IOB2"`) `I-` entity starts raise `ConllFormatError` naming the
+file and the line.
 """
 
 from __future__ import annotations
@@ -24,15 +27,8 @@ CONLL2003_LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "
 # Candidate file names per split, tried in order. `eng.testa`/`eng.testb` are the names of the original release.
 SPLIT_FILE_CANDIDATES = {
     "train": ("train.txt", "train.conll", "eng.train"),
-    "validation": (
-        "valid.txt",
-        "validation.txt",
-        "dev.txt",
-        "valid.conll",
-        "validation.conll",
-        "dev.conll",
-        "eng.testa",
-    ),
+    "validation": ("valid.txt", "validation.txt", "dev.txt", "valid.conll", "validation.conll", "dev.conll",
+                   "eng.testa"),  # fmt: skip
     "test": ("test.txt", "test.conll", "eng.testb"),
 }
 _SCHEMES = ("auto", "IOB1", "IOB2")
@@ -46,14 +42,10 @@ def _entity_type(tag: str) -> Optional[str]:
     return tag[2:] if tag[:2] in ("B-", "I-") else None
 
 
-def _starts_entity_with_inside(tags: list[str]) -> bool:
-    """True if some entity starts with `I-X` (not preceded by `B-X`/`I-X`): the signature of IOB1."""
-    previous = "O"
-    for tag in tags:
-        if tag.startswith("I-") and _entity_type(previous) != _entity_type(tag):
-            return True
-        previous = tag
-    return False
+def _inside_starts(tags: list[str]) -> list[int]:
+    """Positions of tags `I-X` that start an entity (not preceded by `B-X`/`I-X`): legal in IOB1, an error in IOB2."""
+    previous_types = [None] + [_entity_type(tag) for tag in tags[:-1]]
+    return [i for i, tag in enumerate(tags) if tag.startswith("I-") and previous_types[i] != tag[2:]]
 
 
 def iob1_to_iob2(tags: list[str]) -> list[str]:
@@ -67,13 +59,9 @@ def iob1_to_iob2(tags: list[str]) -> list[str]:
 
     ```
     """
-    converted = []
-    previous = "O"
-    for tag in tags:
-        if tag.startswith("I-") and _entity_type(previous) != _entity_type(tag):
-            tag = "B-" + tag[2:]
-        converted.append(tag)
-        previous = tag
+    converted = list(tags)
+    for i in _inside_starts(tags):
+        converted[i] = "B-" + tags[i][2:]
     return converted
 
 
@@ -96,43 +84,83 @@ def _min_columns(token_column: int, tag_column: int) -> int:
     raise ValueError(f"token_column={token_column} and tag_column={tag_column} must name two different columns.")
 
 
-def _parse_lines(path: str, token_column: int, tag_column: int, skip_docstart: bool):
+def _read_lines(path: str, encoding: str) -> list[str]:
+    """Decodes the file and splits it into lines (universal newlines); a byte order mark at the start is dropped."""
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as error:
+        head = data[: error.start].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        line_number = head.count(b"\n") + 1
+        line = head.rsplit(b"\n", 1)[-1] + data[error.start :].replace(b"\r", b"\n").split(b"\n", 1)[0]
+        raise ConllFormatError(
+            f"{path}, line {line_number}: byte {data[error.start]:#04x} at byte offset {error.start} is not "
+            f"valid {encoding} ({error.reason}) in {line!r}. Fix: re-encode the file as UTF-8 (e.g. `iconv -f latin1 "
+            "-t utf-8`), or pass the file's encoding, e.g. `encoding='latin-1'`."
+        ) from None
+    # A BOM (written by some Windows editors) would otherwise glue itself to the first token, e.g. `-DOCSTART-`.
+    text = text.removeprefix("\ufeff")
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def _parse_lines(path: str, encoding: str, token_column: int, tag_column: int, skip_docstart: bool):
     """Yields sentences as lists of `(token, tag, line_number)`; checks the column layout line by line."""
     needed = _min_columns(token_column, tag_column)
     expected_columns, first_line = None, None
     sentence: list[tuple[str, str, int]] = []
-    with open(path, encoding="utf-8") as f:
-        for line_number, line in enumerate(f, start=1):
-            columns = line.split()
-            if not columns:
-                if sentence:
-                    yield sentence
-                sentence = []
-                continue
-            if columns[0] == "-DOCSTART-" and skip_docstart:
-                if sentence:
-                    yield sentence
-                sentence = []
-                continue
-            if len(columns) < needed:
-                raise ConllFormatError(
-                    f"{path}, line {line_number}: expected at least {needed} whitespace-separated columns "
-                    f"(token_column={token_column}, tag_column={tag_column}), "
-                    f"found {len(columns)}: {line.rstrip()!r}. "
-                    "Fix: write one token per line as `token ... tag`, separate sentences with a blank line, "
-                    "or pass the right `token_column`/`tag_column`."
-                )
-            if expected_columns is None:
-                expected_columns, first_line = len(columns), line_number
-            elif len(columns) != expected_columns:
-                raise ConllFormatError(
-                    f"{path}, line {line_number}: expected {expected_columns} whitespace-separated columns "
-                    f"(as on line {first_line}), found {len(columns)}: {line.rstrip()!r}. "
-                    "Fix: give every token line the same columns; a token must not contain whitespace."
-                )
-            sentence.append((columns[token_column], columns[tag_column], line_number))
+    for line_number, line in enumerate(_read_lines(path, encoding), start=1):
+        columns = line.split()
+        if not columns or (columns[0] == "-DOCSTART-" and skip_docstart):
+            if sentence:
+                yield sentence
+            sentence = []
+            continue
+        if len(columns) < needed:
+            raise ConllFormatError(
+                f"{path}, line {line_number}: expected at least {needed} whitespace-separated columns "
+                f"(token_column={token_column}, tag_column={tag_column}), found {len(columns)}: {line.rstrip()!r}. "
+                "Fix: write one token per line as `token ... tag`, separate sentences with a blank line, "
+                "or pass the right `token_column`/`tag_column`."
+            )
+        if expected_columns is None:
+            expected_columns, first_line = len(columns), line_number
+        elif len(columns) != expected_columns:
+            raise ConllFormatError(
+                f"{path}, line {line_number}: expected {expected_columns} whitespace-separated columns "
+                f"(as on line {first_line}), found {len(columns)}: {line.rstrip()!r}. "
+                "Fix: give every token line the same columns; a token must not contain whitespace."
+            )
+        sentence.append((columns[token_column], columns[tag_column], line_number))
     if sentence:
         yield sentence
+
+
+def _apply_scheme(path: str, sentences: list, scheme: str) -> list[list[str]]:
+    """Returns IOB2 tags per sentence: checks them (`"IOB2"`) or converts `I-` entity starts and logs how many."""
+    all_tags = [[tag for _, tag, _ in sentence] for sentence in sentences]
+    starts = [(sentence, i) for sentence, tags in zip(sentences, all_tags) for i in _inside_starts(tags)]
+    if not starts:
+        return all_tags
+    sentence, i = starts[0]
+    first_line, first_tag = sentence[i][2], sentence[i][1]
+    if scheme == "IOB2":
+        after = repr(sentence[i - 1][1]) if i else "the start of the sentence"
+        raise ConllFormatError(
+            f"{path}, line {first_line}: tag {first_tag!r} follows {after}, so it starts an entity with I-, which "
+            f"scheme='IOB2' forbids ({len(starts)} such tags in the file). Fix: pass scheme='IOB1' (or 'auto') to "
+            f"convert IOB1 tags to IOB2, or correct the tag to {'B-' + first_tag[2:]!r}."
+        )
+    num_entity_tags = sum(tag[:2] in ("B-", "I-") for tags in all_tags for tag in tags)
+    summary = (
+        f"{path}: converted {len(starts)} of {num_entity_tags} entity tags from I- to B- (IOB1 -> IOB2), "
+        f"first on line {first_line} ({first_tag!r})"
+    )
+    if scheme == "IOB1":
+        logger.info("%s.", summary)
+    else:  # "auto" guessed: an IOB2 file with stray I- tags lands here too, so say it loudly.
+        logger.warning("%s. scheme='auto' took the file for IOB1; pass scheme='IOB1' to confirm, or scheme='IOB2' "
+                       "to make such tags an error.", summary)  # fmt: skip
+    return [iob1_to_iob2(tags) for tags in all_tags]
 
 
 def read_conll(
@@ -143,6 +171,7 @@ def read_conll(
     scheme: str = "auto",
     label_names: Optional[list[str]] = None,
     skip_docstart: bool = True,
+    encoding: str = "utf-8",
 ) -> Dataset:
     """Reads a CoNLL-format NER file into a `Dataset` with columns `id`, `tokens` and `ner_tags`.
 
@@ -154,20 +183,25 @@ def read_conll(
         token_column (`int`, *optional*, defaults to `0`):
             Column holding the token.
         scheme (`str`, *optional*, defaults to `"auto"`):
-            Tagging scheme of the file: `"IOB2"` (every entity starts with `B-`, kept as is), `"IOB1"` (`B-` only
-            between adjacent entities of one type; converted to IOB2) or `"auto"` (IOB1 if any entity starts with
-            `I-X` not following a tag of type `X`, else IOB2).
+            Tagging scheme of the file: `"IOB2"` (every entity starts with `B-`; an `I-X` that does not continue a
+            `B-X`/`I-X` is an error), `"IOB1"` (`B-` only between adjacent entities of one type; converted to IOB2,
+            logged at INFO with the count) or `"auto"` (IOB2 if no entity starts with `I-`, else converted as IOB1
+            with a warning naming the count and the first line: an IOB2 file with stray `I-` tags is repaired so).
         label_names (`list[str]`, *optional*):
             Names of the `ClassLabel` ids. Defaults to [`CONLL2003_LABELS`].
         skip_docstart (`bool`, *optional*, defaults to `True`):
             Whether to drop `-DOCSTART-` lines (document boundaries, not sentences).
+        encoding (`str`, *optional*, defaults to `"utf-8"`):
+            Text encoding of the file (e.g. `"latin-1"` for the original CoNLL-2003 release); a leading byte order
+            mark is dropped.
 
     Returns:
         `datasets.Dataset`: one row per sentence; `id` is the sentence index as a string.
 
     Raises:
-        `ConllFormatError`: on a line with too few or an inconsistent number of columns, an unknown tag, or a file
-            without sentences. The message names the file, the line and the fix.
+        `ConllFormatError`: on bytes that are not valid `encoding`, a line with too few or an inconsistent number
+            of columns, an unknown tag, an `I-` entity start under `scheme="IOB2"`, or a file without sentences. The
+            message names the file, the line and the fix.
     """
     if scheme not in _SCHEMES:
         raise ValueError(f"scheme={scheme!r} is not supported; choose one of {_SCHEMES}.")
@@ -175,23 +209,22 @@ def read_conll(
     label_to_id = {label: i for i, label in enumerate(label_names)}
     path = str(path)
 
-    sentences = list(_parse_lines(path, token_column, tag_column, skip_docstart))
+    sentences = list(_parse_lines(path, encoding, token_column, tag_column, skip_docstart))
     if not sentences:
-        raise ConllFormatError(f"{path}: no sentences found. Fix: check that this is a CoNLL file (token ... tag).")
-
-    all_tags = [[tag for _, tag, _ in sentence] for sentence in sentences]
-    convert = scheme == "IOB1" or (scheme == "auto" and any(_starts_entity_with_inside(t) for t in all_tags))
-    if convert:
-        logger.info("%s: converting IOB1 tags to IOB2 (scheme=%r).", path, scheme)
-        all_tags = [iob1_to_iob2(tags) for tags in all_tags]
+        raise ConllFormatError(
+            f"{path}: no sentences found (the file is empty or holds only blank and -DOCSTART- lines). "
+            "Fix: check that this is a CoNLL file with one `token ... tag` line per word."
+        )
+    all_tags = _apply_scheme(path, sentences, scheme)
 
     tokens, ner_tags = [], []
     for sentence, tags in zip(sentences, all_tags):
         ids = []
         for (_, original_tag, line_number), tag in zip(sentence, tags):
             if tag not in label_to_id:
+                converted = f" (converted from IOB1 {original_tag!r})" if tag != original_tag else ""
                 raise ConllFormatError(
-                    f"{path}, line {line_number}: unknown tag {original_tag!r}. Known labels: {label_names}. "
+                    f"{path}, line {line_number}: unknown tag {tag!r}{converted}. Known labels: {label_names}. "
                     "Fix: pass `label_names` with every tag of the file, or the right `tag_column`."
                 )
             ids.append(label_to_id[tag])
@@ -247,6 +280,9 @@ def _load_from_hub(dataset_name: str) -> DatasetDict:
                 f"Dataset {dataset_name!r} split {split!r}: `ner_tags` labels are {names}, expected ClassLabel "
                 f"names {CONLL2003_LABELS}. Fix: map the tags to this order, or read local files with `read_conll`."
             )
+        if len(ds) == 0:
+            raise ValueError(f"Dataset {dataset_name!r} split {split!r} has no rows. Fix: use a dataset whose "
+                             "train, validation and test splits all hold sentences.")  # fmt: skip
         if "id" not in ds.column_names:
             ds = ds.add_column("id", [str(i) for i in range(len(ds))])
         ds = ds.select_columns(["id", "tokens", "ner_tags"])
@@ -263,6 +299,8 @@ def load_conll2003(
     *,
     max_train_samples: Optional[int] = None,
     max_eval_samples: Optional[int] = None,
+    scheme: str = "auto",
+    encoding: str = "utf-8",
 ) -> DatasetDict:
     """Loads CoNLL-2003 as a `DatasetDict` with splits `train`, `validation` and `test`.
 
@@ -278,10 +316,19 @@ def load_conll2003(
             Keep only the first `max_train_samples` training sentences (deterministic, for quick runs).
         max_eval_samples (`int`, *optional*):
             Keep only the first `max_eval_samples` sentences of `validation` and of `test`.
+        scheme (`str`, *optional*, defaults to `"auto"`):
+            Tagging scheme of local files, see [`read_conll`]; the shared CoNLL-2003 files are IOB2, the original
+            `eng.*` release is IOB1.
+        encoding (`str`, *optional*, defaults to `"utf-8"`):
+            Text encoding of local files, see [`read_conll`].
 
     Returns:
         `datasets.DatasetDict`: splits `train`, `validation`, `test` with columns `id`, `tokens`, `ner_tags`.
     """
+    for name, limit in (("max_train_samples", max_train_samples), ("max_eval_samples", max_eval_samples)):
+        if limit is not None and (not isinstance(limit, int) or limit < 1):
+            raise ValueError(f"{name}={limit!r} would leave a split empty; it must be a positive integer, or None "
+                             "to keep every sentence.")  # fmt: skip
     if dataset_dir is not None and dataset_name is not None:
         raise ValueError("Pass either `dataset_dir` (local CoNLL files) or `dataset_name` (Hub dataset), not both.")
     if dataset_name is not None:
@@ -297,9 +344,8 @@ def load_conll2003(
         dataset_dir = Path(dataset_dir)
         if not dataset_dir.is_dir():
             raise FileNotFoundError(f"dataset_dir={str(dataset_dir)!r} is not a folder.")
-        dataset = DatasetDict(
-            {split: read_conll(_find_split_file(dataset_dir, split)) for split in ("train", "validation", "test")}
-        )
+        files = {split: _find_split_file(dataset_dir, split) for split in ("train", "validation", "test")}
+        dataset = DatasetDict({split: read_conll(f, scheme=scheme, encoding=encoding) for split, f in files.items()})
 
     limits = {"train": max_train_samples, "validation": max_eval_samples, "test": max_eval_samples}
     for split, limit in limits.items():

@@ -15,6 +15,8 @@ from ..core import masked_var
 
 ADVANTAGE_ESTIMATORS = ("leave_one_out", "gae")
 GROUP_BASELINES = ("per_position", "per_sequence")
+KL_PLACEMENTS = ("reward", "loss")
+"""How the per-token KL enters: subtracted from the rewards (Ziegler et al., 2019) or added to the loss (GRPO)."""
 
 
 def discounted_returns(rewards: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:

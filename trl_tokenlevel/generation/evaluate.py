@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from ..rewards.faithfulness import capitalized_entities, hallucinated_entities
+from ..rewards.completion.faithfulness import capitalized_entities, hallucinated_entities
 from .rollout import eos_ids, tokenize_prompts
-from .text_metrics import rouge_scores
+from ..metrics.text import rouge_scores
 
 
 @torch.no_grad()

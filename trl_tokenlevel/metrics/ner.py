@@ -20,8 +20,9 @@ from seqeval.metrics import classification_report as seqeval_classification_repo
 from seqeval.scheme import IOB2
 from sklearn.metrics import classification_report as sklearn_classification_report
 
+from ..core import IGNORE_INDEX
 
-IGNORE_INDEX = -100
+
 
 
 def _check_lengths(true_tags: Sequence[Sequence[str]], pred_tags: Sequence[Sequence[str]]) -> None:

@@ -1,37 +1,82 @@
-"""Reward functions. Token-classification rewards follow the interface documented in `rewards/base.py`;
-completion (generation) rewards the one in `rewards/completion.py`."""
+"""Reward functions, split by interface: `rewards/token/` for token classification (one reward per sampled label),
+`rewards/completion/` for generation (one per completion token, or per completion), `rewards/sequence/` for one
+action per sequence (a class label, or an answer span). `get_reward(name)` builds a
+built-in one by name."""
 
-from .completion import compute_completion_rewards
-from .faithfulness import EntityFaithfulnessReward, capitalized_entities, hallucinated_entities
-from .generation import FormatPenalty, LengthPenalty, ReferenceOverlapReward, RougeLReward
-from .reward_models import SequenceRewardModelShaping, TokenClassifierReward
-from .base import RewardFunc, TokenReward, compute_token_rewards, reward_name
-from .entity import EntitySpanReward, SentenceF1Reward, SpanPrecisionReward, SpanRecallReward, span_counts
-from .spans import Span, extract_spans
-from .token_accuracy import TokenAccuracyReward
+from .common import NamedReward, RewardFunc, check_finite, resolve_reward_weights, reward_name, unique_reward_names
+from .completion import (
+    AttentionCreditReward,
+    BleuReward,
+    CharNgramOverlapReward,
+    ChrFReward,
+    CompletionReward,
+    EntityFaithfulnessReward,
+    FormatPenalty,
+    LengthPenalty,
+    ReferenceOverlapReward,
+    RougeLReward,
+    SequenceRewardModelShaping,
+    TokenClassifierReward,
+    capitalized_entities,
+    compute_completion_rewards,
+    hallucinated_entities,
+)
+from .sequence import CorrectLabelReward, CostMatrixReward, RelationReward, SpanF1Reward, span_f1
+from .registry import REWARDS, get_reward, register_reward
+from .token import (
+    EntitySpanReward,
+    SentenceF1Reward,
+    Span,
+    SpanFeedbackReward,
+    SpanPrecisionReward,
+    SpanRecallReward,
+    TokenAccuracyReward,
+    TokenReward,
+    compute_token_rewards,
+    extract_spans,
+    span_counts,
+)
 
 
 __all__ = [
+    "AttentionCreditReward",
+    "BleuReward",
+    "CharNgramOverlapReward",
+    "ChrFReward",
+    "CompletionReward",
+    "CorrectLabelReward",
+    "CostMatrixReward",
     "EntityFaithfulnessReward",
+    "EntitySpanReward",
     "FormatPenalty",
     "LengthPenalty",
+    "NamedReward",
+    "REWARDS",
     "ReferenceOverlapReward",
-    "RougeLReward",
-    "SequenceRewardModelShaping",
-    "TokenClassifierReward",
-    "capitalized_entities",
-    "compute_completion_rewards",
-    "hallucinated_entities",
-    "EntitySpanReward",
+    "RelationReward",
     "RewardFunc",
+    "RougeLReward",
     "SentenceF1Reward",
+    "SequenceRewardModelShaping",
     "Span",
+    "SpanF1Reward",
+    "SpanFeedbackReward",
     "SpanPrecisionReward",
     "SpanRecallReward",
     "TokenAccuracyReward",
+    "TokenClassifierReward",
     "TokenReward",
+    "capitalized_entities",
+    "check_finite",
+    "compute_completion_rewards",
     "compute_token_rewards",
     "extract_spans",
+    "get_reward",
+    "hallucinated_entities",
+    "register_reward",
+    "resolve_reward_weights",
     "reward_name",
     "span_counts",
+    "span_f1",
+    "unique_reward_names",
 ]

@@ -2,12 +2,10 @@
 
 Load it by path, which needs no Hub access (unlike `evaluate.load("seqeval")`):
 
-```python
 >>> from trl_tokenlevel.metrics import load_ner_metric
 >>> metric = load_ner_metric()
 >>> metric.compute(predictions=[["B-PER", "I-PER", "O"]], references=[["B-PER", "I-PER", "O"]])["f1"]
 1.0
-```
 """
 
 import datasets

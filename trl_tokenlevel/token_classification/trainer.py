@@ -1,0 +1,326 @@
+"""[`TokenClassificationRLTrainer`]: token-level RL for token classifiers (NER and other tagging tasks).
+
+One training step (equations map to `compute_loss` and `policy_gradient_term`):
+
+    logits            = f_theta(x)                                   # (B, T, C)
+    a[k]  ~ softmax(logits / tau)  for k < K;  g = argmax logits        # (K, B, T), (B, T)
+    r[k]  = sum_i w_i(t) * reward_i(a[k], y, mask)                     # (K, B, T), zero off the word positions;
+                                                                      # or normalised / constrained: dynamic/combiner.py
+    A[k]  = r[k] - baseline                                           # greedy self-critic, leave-one-out, ...
+    PG    = -(1/K) sum_k sum_{(b,t) in mask} A[k,b,t] log pi_tau(a[k,b,t] | x)
+    loss  = (rl_coef PG + ce_coef CE + kl_coef KL - entropy_coef H) / N
+
+where CE, KL (exact, over the C labels) and H (exact) are sums over active tokens and N is the number of active
+tokens in the whole optimizer step (all gradient-accumulation micro-batches, all processes), so splitting a batch
+as 1x8 or 2x4 gives the same update.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import torch
+from transformers import PreTrainedModel
+
+from ..core import (
+    IGNORE_INDEX,
+    action_logprobs,
+    exact_entropy,
+    exact_kl,
+    masked_sum,
+    policy_gradient_sum,
+    sample_actions,
+    token_advantages,
+    token_cross_entropy,
+)
+from ..data.alignment import prepare_token_classification_dataset, tokenize_and_align_labels
+from ..metrics.ner import build_compute_metrics, preprocess_logits_for_metrics as argmax_logits
+from ..models.loading import load_pretrained
+from ..rewards.token import EntitySpanReward, TokenAccuracyReward, compute_token_rewards
+from ..trainer import TokenLevelRLTrainer
+from .collator import FORWARD_KEYS, MODEL_INPUT_KEYS, TokenClassificationRLCollator
+from .config import TokenClassificationRLConfig
+from .reference_cache import REFERENCE_INDEX_COLUMN, ReferenceLogprobCache
+
+
+logger = logging.getLogger(__name__)
+
+
+def label_list_from(dataset, model) -> list[str] | None:
+    """Label names from a dataset's `ner_tags` ClassLabel, else from a model's real `id2label` (not `LABEL_i`)."""
+    features = getattr(dataset, "features", None)
+    if features is not None and "ner_tags" in features and hasattr(features["ner_tags"], "feature"):
+        names = getattr(features["ner_tags"].feature, "names", None)
+        if names:
+            return list(names)
+    id2label = getattr(getattr(model, "config", None), "id2label", None)
+    if id2label and not all(str(v).startswith("LABEL_") for v in id2label.values()):
+        return [id2label[i] for i in range(len(id2label))]
+    return None
+
+
+class TokenClassificationRLTrainer(TokenLevelRLTrainer):
+    """Token-level RL for `AutoModelForTokenClassification` models. See the module docstring for the step and
+    [`TokenClassificationRLConfig`] for the options.
+
+    Args:
+        model (`PreTrainedModel` or `str`): a token classifier, or a name/path to load one (with the config's
+            `model_init_kwargs` / `load_in_8bit` / `load_in_4bit`; never with remote code unless `trust_remote_code`).
+        reward_funcs (`Sequence[Callable]`, *optional*): per-token rewards (interface in `rewards/token/base.py`).
+            Defaults to `[EntitySpanReward(), TokenAccuracyReward()]` with weights `[1.0, 0.5]`.
+        args ([`TokenClassificationRLConfig`] or [`TokenLevelRLConfig`], *optional*): training configuration.
+        train_dataset, eval_dataset (`datasets.Dataset`, *optional*): either tokenized (`input_ids`, `labels`) or raw
+            (`tokens`, `ner_tags`); raw datasets are tokenized with `processing_class` (first sub-token labelled).
+        processing_class (`PreTrainedTokenizerBase`, *optional*): loaded from the model's path if not given.
+        reward_weights (`Sequence[float]`, *optional*): overrides `args.reward_weights`.
+        peft_config (`peft.PeftConfig`, *optional*): wraps the model with PEFT; the KL reference is then the base
+            model with adapters disabled.
+        label_list (`list[str]`, *optional*): label names by id. Read from the dataset's `ner_tags` ClassLabel or the
+            model's `id2label` if not given.
+        compute_metrics (`Callable`, *optional*): defaults to entity-level seqeval scores plus token accuracy.
+    """
+
+    model_kind = "token-classification"
+    config_class = TokenClassificationRLConfig
+    coefficient_names = ("rl", "ce")
+
+    def __init__(
+        self,
+        model: PreTrainedModel | str,
+        reward_funcs: Sequence[Callable] | None = None,
+        args: TokenClassificationRLConfig | None = None,
+        train_dataset=None,
+        eval_dataset=None,
+        processing_class=None,
+        reward_weights: Sequence[float] | None = None,
+        peft_config=None,
+        label_list: Sequence[str] | None = None,
+        data_collator=None,
+        compute_metrics: Callable | None = None,
+        callbacks=None,
+        optimizers=(None, None),
+        preprocess_logits_for_metrics: Callable | None = None,
+    ):
+        self.label_list = list(label_list) if label_list is not None else label_list_from(train_dataset, model)
+        if self.label_list is None and isinstance(model, str):
+            raise ValueError(
+                "Could not find the label names: pass `label_list=[...]` or use a dataset whose `ner_tags` column is "
+                "a ClassLabel."
+            )
+        if reward_funcs is None:
+            reward_funcs = [EntitySpanReward(), TokenAccuracyReward()]
+            reward_weights = reward_weights or [1.0, 0.5]
+        if compute_metrics is None:
+            compute_metrics = build_compute_metrics(self.label_list or [])
+            preprocess_logits_for_metrics = preprocess_logits_for_metrics or argmax_logits
+        super().__init__(
+            model, reward_funcs, args, train_dataset=train_dataset, eval_dataset=eval_dataset, processing_class=processing_class,
+            reward_weights=reward_weights, peft_config=peft_config, callbacks=callbacks, optimizers=optimizers,
+            data_collator=data_collator, compute_metrics=compute_metrics,
+            preprocess_logits_for_metrics=preprocess_logits_for_metrics,
+        )
+        self.model_accepts_loss_kwargs = True  # Trainer counts `num_items_in_batch` (active tokens) for us
+        self.reference_cache: ReferenceLogprobCache | None = None
+        self._reference_was_reset = False
+
+    # ------------------------------------------------------------------ set-up hooks
+    def prepare_model(self, model, args, peft_config=None):
+        model = super().prepare_model(model, args, peft_config)
+        if self.label_list is None:
+            raise ValueError(
+                "Could not find the label names: pass `label_list=[...]`, use a dataset whose `ner_tags` column is a "
+                "ClassLabel, or a model whose config has a real `id2label`."
+            )
+        if model.config.num_labels != len(self.label_list):
+            raise ValueError(
+                f"The model has {model.config.num_labels} labels but label_list has {len(self.label_list)}: "
+                f"{self.label_list}."
+            )
+        return model
+
+    def load_model(self, name: str, args) -> PreTrainedModel:
+        from transformers import AutoModelForTokenClassification
+
+        labels = self.label_list
+        return load_pretrained(
+            AutoModelForTokenClassification, name, args, num_labels=len(labels), id2label=dict(enumerate(labels)),
+            label2id={n: i for i, n in enumerate(labels)},
+        )
+
+    def prepare_datasets(self, train_dataset, eval_dataset, processing_class, args):
+        """Tokenizes raw `tokens`/`ner_tags` datasets (first sub-token labelled) and, for the reference cache,
+        numbers the training examples."""
+        train_dataset = tokenize_if_raw(train_dataset, processing_class, args)
+        if args.precompute_reference_logprobs and train_dataset is not None:
+            train_dataset = train_dataset.map(
+                lambda _, index: {REFERENCE_INDEX_COLUMN: index}, with_indices=True, desc="Indexing for the cache"
+            )
+        if isinstance(eval_dataset, dict):
+            eval_dataset = {k: tokenize_if_raw(v, processing_class, args) for k, v in eval_dataset.items()}
+        else:
+            eval_dataset = tokenize_if_raw(eval_dataset, processing_class, args)
+        return train_dataset, eval_dataset
+
+    def default_data_collator(self, processing_class):
+        return TokenClassificationRLCollator(processing_class)
+
+    def prepare_dataset(self, dataset):
+        """Tokenizes a raw `tokens`/`ner_tags` dataset the way the trainer does for its own datasets (first
+        sub-token labelled, `max_length` truncation counted in a warning); tokenized datasets pass through."""
+        return tokenize_if_raw(dataset, self.processing_class, self.args)
+
+    # ------------------------------------------------------------------ the step
+    def rl_active(self) -> bool:
+        """Whether the RL term is on at the current step (see `rl_start_step` / `rl_start_epoch`, `rl_coef_schedule`)."""
+        if self.loss_coefficients()["rl"] == 0:
+            return False
+        if self.args.rl_start_epoch is not None:
+            return (self.state.epoch or 0.0) >= self.args.rl_start_epoch
+        return self.state.global_step >= self.args.rl_start_step
+
+    @torch.no_grad()
+    def reference_logits(self, forward_inputs: dict[str, torch.Tensor], num_positions: int) -> torch.Tensor:
+        """The reference's logits at the last `num_positions` positions (prompt tuning prepends virtual tokens)."""
+        with self.reference_model() as reference:
+            return reference(**forward_inputs).logits[:, -num_positions:]
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        labels = inputs["labels"]
+        forward_inputs = {k: inputs[k] for k in FORWARD_KEYS if k in inputs}
+        extras = {k: v for k, v in inputs.items() if k not in MODEL_INPUT_KEYS}
+        reference_index = extras.pop(REFERENCE_INDEX_COLUMN, None)
+        logits = model(**forward_inputs).logits
+        logits = logits[:, -labels.shape[1] :]  # prompt tuning prepends virtual tokens: keep the real positions
+        if not model.training:
+            mask = labels != IGNORE_INDEX
+            loss = masked_sum(token_cross_entropy(logits, labels), mask) / mask.sum().clamp(min=1)
+            return (loss, {"logits": logits}) if return_outputs else loss
+        if self.args.reset_reference_at_rl_start and self.rl_active() and not self._reference_was_reset:
+            self.ref_model = self.frozen_copy(model)  # KL from now on: to the warmed-up model
+            self._reference_was_reset = True
+        ref_logits = None
+        if self.args.kl_coef > 0:
+            ref_logits = self._cached_or_live_reference(forward_inputs, labels, reference_index)
+        loss = self.token_classification_loss(logits, labels, ref_logits, extras, num_items_in_batch)
+        return (loss, {"logits": logits}) if return_outputs else loss
+
+    def _cached_or_live_reference(self, forward_inputs, labels, reference_index) -> torch.Tensor:
+        if reference_index is None:
+            return self.reference_logits(forward_inputs, labels.shape[1])
+        if self.reference_cache is None:
+            self.reference_cache = ReferenceLogprobCache.build(
+                lambda inputs: self.reference_logits(inputs, inputs["input_ids"].shape[1]), self.train_dataset,
+                self.data_collator, self.args.per_device_eval_batch_size, labels.device,
+            )
+            self.ref_model = None  # a frozen copy has served its purpose; free it
+        return self.reference_cache.lookup(reference_index, labels, len(self.label_list))
+
+    def loss_denominator(self, num_items_in_batch, num_active, device) -> torch.Tensor:
+        """N: the active-token count of the whole optimizer step, per process (DDP averages the gradients)."""
+        if num_items_in_batch is None:  # a direct call, outside Trainer's accumulation loop
+            num_items_in_batch = num_active
+        denominator = torch.as_tensor(num_items_in_batch, device=device).float().clamp(min=1.0)
+        if self.args.average_tokens_across_devices and self.accelerator.num_processes > 1:
+            denominator = denominator / self.accelerator.num_processes  # num_items_in_batch is the global count
+        return denominator
+
+    def token_classification_loss(self, logits, labels, ref_logits, extras, num_items_in_batch) -> torch.Tensor:
+        """`(rl_coef PG + ce_coef CE + kl_coef KL - entropy_coef H) / N` for one micro-batch (module docstring)."""
+        args = self.args
+        mask = labels != IGNORE_INDEX  # (B, T)
+        num_active = mask.sum()
+        coefs = self.loss_coefficients()
+        ce = token_cross_entropy(logits, labels)  # (B, T)
+        loss_sum = coefs["ce"] * masked_sum(ce, mask)
+        self.record_metric("ce_loss", masked_sum(ce.detach(), mask), num_active)
+        entropy = exact_entropy(logits, args.temperature)  # (B, T)
+        if args.entropy_coef > 0:
+            loss_sum = loss_sum - args.entropy_coef * masked_sum(entropy, mask)
+        self.record_metric("entropy", masked_sum(entropy.detach(), mask), num_active)
+        if self.rl_active():
+            loss_sum = loss_sum + coefs["rl"] * self.policy_gradient_term(logits, labels, mask, extras)
+        if ref_logits is not None:
+            kl = exact_kl(logits, ref_logits, args.temperature)
+            loss_sum = loss_sum + self.kl_controller.value * masked_sum(kl, mask)
+            self.record_metric("kl", masked_sum(kl.detach(), mask), num_active)
+        self.record_metric("rl_active", float(self.rl_active()), 1)
+        return loss_sum / self.loss_denominator(num_items_in_batch, num_active, logits.device)
+
+    def policy_gradient_term(self, logits, labels, mask, extras) -> torch.Tensor:
+        """Samples K label sequences and the greedy one, scores them, and returns the summed PG surrogate."""
+        args, num_samples = self.args, self.args.num_samples
+        samples = sample_actions(logits, num_samples, args.temperature)  # (K, B, T)
+        greedy = logits.detach().argmax(-1)  # (B, T)
+        actions = torch.cat([samples, greedy.unsqueeze(0)])  # (K+1, B, T): one reward call for both
+        _, per_reward = compute_token_rewards(
+            self.reward_funcs, self.reward_weights, actions, labels, mask, self.label_list,
+            trainer_state=self.state, **extras,
+        )
+        # Running statistics and constraint measurements use the K samples only, never the greedy row.
+        sampled_rewards = {name: values[:num_samples] for name, values in per_reward.items()}
+        functions = dict(zip(self.reward_names, self.reward_funcs))
+        measurements = self.reward_combiner.measure(
+            sampled_rewards, mask,
+            lambda name: functions[name].statistics(samples, labels, mask, self.label_list, **extras),
+        )
+        self.reward_combiner.observe(sampled_rewards, mask, measurements)
+        total = self.reward_combiner.combine(per_reward, mask, self.state.global_step)  # (K+1, B, T)
+        rewards, greedy_rewards = total[:num_samples], total[num_samples]
+        advantages = token_advantages(
+            rewards, mask, args.baseline, greedy_rewards=greedy_rewards, whiten=args.whiten_advantages
+        )
+        logprobs = action_logprobs(logits, samples, args.temperature)  # (K, B, T)
+        self._record_rollout(per_reward, rewards, greedy_rewards, advantages, samples, greedy, mask)
+        return policy_gradient_sum(logprobs, advantages, mask)
+
+    def _record_rollout(self, per_reward, rewards, greedy_rewards, advantages, samples, greedy, mask) -> None:
+        num_samples = samples.shape[0]
+        sample_mask = mask.unsqueeze(0).expand_as(rewards)
+        num_sampled = sample_mask.sum()
+        for name, values in per_reward.items():
+            self.record_metric(f"rewards/{name}/mean", masked_sum(values[:num_samples], sample_mask), num_sampled)
+        self.record_metric("reward", masked_sum(rewards, sample_mask), num_sampled)
+        self.record_metric("reward_greedy", masked_sum(greedy_rewards, mask), mask.sum())
+        self.record_metric("advantages/mean", masked_sum(advantages, sample_mask), num_sampled)
+        self.record_metric("advantages/sq_mean", masked_sum(advantages**2, sample_mask), num_sampled)
+        self.record_metric("sample_greedy_agreement", masked_sum((samples == greedy).float(), sample_mask), num_sampled)
+
+    # ------------------------------------------------------------------ online learning hooks
+    def online_features(self, examples: list[dict]) -> list[dict]:
+        """Model-input features of raw (`tokens`, `ner_tags` label ids) or tokenized (`input_ids`, `labels`) examples."""
+        raw = [e for e in examples if "input_ids" not in e]
+        if raw and any("tokens" not in e or "ner_tags" not in e for e in raw):
+            raise ValueError(
+                "Each online example needs `tokens` and `ner_tags` (label ids), or `input_ids` and `labels`; got keys "
+                f"{sorted(raw[0])}."
+            )
+        tokenized = iter(())
+        if raw:
+            batch = tokenize_and_align_labels(
+                {"tokens": [e["tokens"] for e in raw], "ner_tags": [e["ner_tags"] for e in raw]}, self.processing_class,
+                max_length=self.args.max_length, label_all_tokens=self.args.label_all_tokens,
+                label_names=self.label_list,
+            )
+            tokenized = iter([{k: batch[k][i] for k in MODEL_INPUT_KEYS if k in batch} for i in range(len(raw))])
+        return [
+            next(tokenized) if "input_ids" not in e else {k: list(e[k]) for k in MODEL_INPUT_KEYS if k in e}
+            for e in examples
+        ]
+
+    def online_batch(self, features: list[dict]):
+        batch = self.data_collator(features)
+        return batch, (batch["labels"] != IGNORE_INDEX).sum()
+
+    def online_evaluate(self, name: str, dataset) -> None:
+        self.evaluate(eval_dataset=self.prepare_dataset(dataset), metric_key_prefix=f"eval_{name}")
+
+
+def tokenize_if_raw(dataset, tokenizer, args):
+    """Tokenizes a raw `tokens`/`ner_tags` dataset with `args.max_length` / `args.label_all_tokens`; a tokenized
+    dataset (with `input_ids`) or `None` passes through."""
+    if dataset is None or "input_ids" in getattr(dataset, "column_names", ["input_ids"]):
+        return dataset
+    return prepare_token_classification_dataset(
+        dataset, tokenizer, max_length=args.max_length, label_all_tokens=args.label_all_tokens, remove_columns=False
+    )
