@@ -28,6 +28,7 @@ from trl_tokenlevel.metrics import align_predictions, token_classification_repor
 from trl_tokenlevel.models import DEFAULT_NER_BACKBONE, load_token_classification_model, resolve_model_path
 from trl_tokenlevel.models.peft_presets import PEFT_METHODS, log_trainable_parameters, prepare_peft
 from trl_tokenlevel.rewards import get_reward
+from trl_tokenlevel.run_identity import resume_argument
 
 
 logger = logging.getLogger("ner_lora")
@@ -107,7 +108,7 @@ def main(script_args: ScriptArguments, training_args: TokenClassificationRLConfi
     )
     trainer.dataset_name = dataset_name or "eriktks/conll2003"  # for the model card (the shared copy is this data)
     log_trainable_parameters(trainer.model, logger)
-    train_result = trainer.train()
+    train_result = trainer.train(resume_from_checkpoint=resume_argument(training_args.resume_from_checkpoint))
     trainer.log_metrics("train", train_result.metrics)
 
     prediction = trainer.predict(trainer.prepare_dataset(dataset["test"]), metric_key_prefix="test")

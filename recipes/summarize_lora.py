@@ -32,6 +32,7 @@ from trl_tokenlevel.models.packaged import load_smollm2
 from trl_tokenlevel.generation.evaluate import greedy_completions, summary_metrics
 from trl_tokenlevel.hub import merge_adapters
 from trl_tokenlevel.rewards import EntityFaithfulnessReward, RougeLReward
+from trl_tokenlevel.run_identity import resume_argument
 
 
 @dataclass
@@ -131,7 +132,7 @@ def main(script_args: ScriptArguments, args: GenerationRLConfig, lora_args: Lora
         peft_config=peft_config,
     )
     start = time.time()
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume_argument(args.resume_from_checkpoint))
     train_seconds = time.time() - start
     after, after_texts = evaluate(trainer.model, tokenizer, test, script_args, args)
     print("after:", json.dumps(after))

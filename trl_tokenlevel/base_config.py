@@ -184,7 +184,14 @@ class TokenLevelRLBaseConfig(TrainingArguments):
             "updates (0 = never); `learn_online(resume_from_checkpoint=...)` continues from it."
         },
     )
-    # > Export
+    # > Outputs
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Allow a new run (no resume_from_checkpoint) in an output_dir that already holds a model or "
+            "checkpoints, replacing them. Off: such a run is refused, so nothing is overwritten by accident."
+        },
+    )
     merge_adapters: bool = field(
         default=False,
         metadata={

@@ -48,9 +48,11 @@ from .dynamic import (
 from .hub.mixin import HubExportMixin
 from .models.kinds import is_peft_model, kind_for_task, kind_of
 from .models.loading import load_pretrained
+from .models.packaged import resolve_model_path
 from .models.quantization import is_quantized, prepare_quantized_model
 from .online.loop import learn_online
 from .rewards.common import resolve_reward_weights, reward_name, unique_reward_names
+from .run_identity import RUN_FILE, check_output_dir, check_same_run, run_fingerprint
 
 
 logger = logging.getLogger(__name__)
@@ -114,7 +116,7 @@ class TokenLevelRLTrainer(HubExportMixin, Trainer):
         args = self.resolve_args(args, model)
         model = self.prepare_model(model, args, peft_config)
         if processing_class is None:
-            processing_class = AutoTokenizer.from_pretrained(model.config._name_or_path)
+            processing_class = AutoTokenizer.from_pretrained(resolve_model_path(model.config._name_or_path))
         self.reward_funcs = list(reward_funcs)
         self.reward_weights = resolve_reward_weights(self.reward_funcs, reward_weights, args.reward_weights)
         train_dataset, eval_dataset = self.prepare_datasets(train_dataset, eval_dataset, processing_class, args)
@@ -282,10 +284,18 @@ class TokenLevelRLTrainer(HubExportMixin, Trainer):
         if resume_from_checkpoint is not None and resume_from_checkpoint is not False:
             folder = get_last_checkpoint(self.args.output_dir) if resume_from_checkpoint is True else resume_from_checkpoint
             if folder is not None:
+                if not check_same_run(self.run_fingerprint(), folder):
+                    logger.warning(f"{folder} has no {RUN_FILE}: cannot check that it belongs to this run.")
                 if not load_dynamic_state_file(self, folder):
                     logger.warning(f"{folder} has no token-level RL state file: KL coefficient and multipliers restart.")
                 self.load_extra_state(folder)
+        elif self.args.should_save:
+            check_output_dir(self.args.output_dir, self.args.overwrite_output_dir)
         return super().train(resume_from_checkpoint, trial, ignore_keys_for_eval)
+
+    def run_fingerprint(self) -> dict:
+        """The config fields and training data that define this run (saved in every checkpoint, checked on resume)."""
+        return run_fingerprint(self.args, self.train_dataset)
 
     def load_extra_state(self, folder: str) -> None:
         """Hook: restore what a path saves beside a checkpoint besides the model and optimizer (nothing here)."""

@@ -19,6 +19,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .combiner import Constraint, RewardCombiner
 from .normalization import RunningRewardNormalizer
+from ..run_identity import save_run_file
 from .schedules import ConstantSchedule, build_schedule, build_schedules
 
 
@@ -76,8 +77,8 @@ def load_dynamic_state_file(trainer, folder: str) -> bool:
 
 
 class DynamicRewardsCallback(TrainerCallback):
-    """Moves the Lagrange multipliers at the end of every optimizer step and saves the dynamic state with every
-    checkpoint. Added by `TokenLevelRLTrainer` itself."""
+    """Moves the Lagrange multipliers at the end of every optimizer step and saves the dynamic state and the run's
+    fingerprint (`run_identity.py`) with every checkpoint. Added by `TokenLevelRLTrainer` itself."""
 
     def __init__(self, trainer):
         self.trainer = trainer
@@ -89,3 +90,4 @@ class DynamicRewardsCallback(TrainerCallback):
         folder = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
         if args.should_save and os.path.isdir(folder):
             save_dynamic_state_file(self.trainer, folder)
+            save_run_file(self.trainer.run_fingerprint(), folder)

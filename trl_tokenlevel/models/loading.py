@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .packaged import resolve_model_path
+from .packaged import hub_id_for, make_saveable, packaged_gguf_file, resolve_model_path
 from .quantization import resolve_model_init_kwargs
 
 
@@ -45,7 +46,39 @@ def load_pretrained(auto_class, name_or_path: str, args=None, **extra):
     )
     for key, value in extra.items():
         kwargs.setdefault(key, value)
-    return auto_class.from_pretrained(resolve_model_path(name_or_path), **kwargs)
+    path = resolve_model_path(name_or_path)
+    check_local_path(path)
+    gguf_file = packaged_gguf_file(name_or_path)  # the packaged SmolLM2 is a GGUF file, dequantised on load
+    if gguf_file is not None:
+        kwargs.update(gguf_file=gguf_file, use_safetensors=None)
+    try:
+        model = auto_class.from_pretrained(path, **kwargs)
+    except Exception as error:  # name the file for a damaged safetensors, instead of a bare header error
+        if "safetensors" in type(error).__module__ or "HeaderTooLarge" in str(error) or "header" in str(error).lower():
+            raise OSError(
+                f"Could not read the weights in {path!r} ({error}): the safetensors file is damaged or truncated. Fix: "
+                "re-download or re-save the model."
+            ) from error
+        raise
+    if gguf_file is not None:
+        make_saveable(model)
+    record_hub_id(model, path)
+    return model
+
+
+def record_hub_id(model, path: str) -> None:
+    """Names a packaged model by its Hub id in `model.config._name_or_path` (which PEFT copies into the adapter's
+    `base_model_name_or_path` and the model card into `base_model`), not by its site-packages folder."""
+    hub_id = hub_id_for(path)
+    if hub_id is not None:
+        model.config._name_or_path = hub_id
+
+
+def check_local_path(path: str) -> None:
+    """A name that looks like a local path (starts with `/`, `./`, `../` or `~`) must exist: otherwise the Hub
+    client reports a confusing repo-id error."""
+    if path.startswith(("/", "./", "../", "~")) and not os.path.exists(os.path.expanduser(path)):
+        raise FileNotFoundError(f"Model path {path!r} does not exist. Fix: check the path, or pass a Hub id.")
 
 
 def load_token_classification_model(name_or_path: str | None, label_list: Sequence[str], **model_kwargs):
@@ -72,4 +105,5 @@ def load_token_classification_model(name_or_path: str | None, label_list: Sequen
         path, num_labels=len(label_list), id2label=dict(enumerate(label_list)),
         label2id={name: i for i, name in enumerate(label_list)}, **kwargs,
     )
+    record_hub_id(model, path)
     return model, AutoTokenizer.from_pretrained(path)

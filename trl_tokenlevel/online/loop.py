@@ -46,6 +46,7 @@ from safetensors.torch import load_model, save_model
 
 from ..callbacks import check_finite_gradients
 from ..dynamic.state import dynamic_state, load_dynamic_state
+from ..run_identity import PREVIOUS_ONLINE_RUN, check_output_dir, check_same_run, run_fingerprint, save_run_file
 from .buffer import ReservoirBuffer
 
 
@@ -78,6 +79,7 @@ def save_online_checkpoint(trainer, optimizer, buffer: ReservoirBuffer, position
              "dynamic": dynamic_state(trainer), "log_history": trainer.state.log_history}
     with open(os.path.join(tmp, STATE_NAME), "w") as f:
         json.dump(state, f)
+    save_run_file(run_fingerprint(trainer.args), tmp)
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
     return folder
@@ -170,8 +172,11 @@ def learn_online(
         if resume_from_checkpoint is None:
             raise ValueError(f"No {ONLINE_CHECKPOINT_PREFIX}-* folder in {args.output_dir}: pass a path or start fresh.")
     if resume_from_checkpoint:
+        check_same_run(run_fingerprint(args), resume_from_checkpoint)
         position = load_online_checkpoint(trainer, optimizer, buffer, resume_from_checkpoint)
     else:
+        if args.online_save_steps:
+            check_output_dir(args.output_dir, args.overwrite_output_dir, PREVIOUS_ONLINE_RUN)
         trainer.state.global_step = 0
         for feature in trainer.online_features(list(seed_examples or [])) if args.replay_buffer_size else []:
             buffer.add(feature)

@@ -60,6 +60,21 @@ def label_list_from(dataset, model) -> list[str] | None:
     return None
 
 
+def sync_label_names(config, label_list: Sequence[str]) -> None:
+    """Makes the saved config name the labels the model is trained on. A config with placeholder names (`LABEL_0`,
+    ...) takes `label_list`; a config with other real names is refused, because the saved model would then report
+    the old names for the new classes (e.g. in `pipeline`)."""
+    current = [str(config.id2label[i]) for i in range(config.num_labels)] if config.id2label else []
+    if current and not all(name == f"LABEL_{i}" for i, name in enumerate(current)) and current != list(label_list):
+        raise ValueError(
+            f"The model's labels {current} differ from the training labels {list(label_list)} (same count, other "
+            "names or order). Fix: load the model with the training labels (`load_token_classification_model(name, "
+            "label_list)`), or pass label_list in the model's order."
+        )
+    config.id2label = dict(enumerate(label_list))
+    config.label2id = {name: i for i, name in enumerate(label_list)}
+
+
 class TokenClassificationRLTrainer(TokenLevelRLTrainer):
     """Token-level RL for `AutoModelForTokenClassification` models. See the module docstring for the step and
     [`TokenClassificationRLConfig`] for the options.
@@ -137,6 +152,7 @@ class TokenClassificationRLTrainer(TokenLevelRLTrainer):
                 f"The model has {model.config.num_labels} labels but label_list has {len(self.label_list)}: "
                 f"{self.label_list}."
             )
+        sync_label_names(model.config, self.label_list)
         return model
 
     def load_model(self, name: str, args) -> PreTrainedModel:
@@ -288,32 +304,51 @@ class TokenClassificationRLTrainer(TokenLevelRLTrainer):
 
     # ------------------------------------------------------------------ online learning hooks
     def online_features(self, examples: list[dict]) -> list[dict]:
-        """Model-input features of raw (`tokens`, `ner_tags` label ids) or tokenized (`input_ids`, `labels`) examples."""
-        raw = [e for e in examples if "input_ids" not in e]
-        if raw and any("tokens" not in e or "ner_tags" not in e for e in raw):
+        """Features of raw (`tokens`, `ner_tags` label ids) or tokenized (`input_ids`, `labels`) examples.
+
+        Every other column is kept: the collator passes it to the rewards (e.g. `feedback_word` and `missed` for
+        `SpanFeedbackReward`). Raw examples gain the tokenizer outputs, `labels`, `num_words` and `num_words_kept`,
+        as `prepare_dataset` adds them. All resulting features must have the same columns ([`check_same_columns`]).
+        """
+        rows = [dict(e) for e in examples]
+        raw = [row for row in rows if "input_ids" not in row]
+        if any("tokens" not in row or "ner_tags" not in row for row in raw):
             raise ValueError(
                 "Each online example needs `tokens` and `ner_tags` (label ids), or `input_ids` and `labels`; got keys "
-                f"{sorted(raw[0])}."
+                f"{sorted(next(r for r in raw if 'tokens' not in r or 'ner_tags' not in r))}."
             )
-        tokenized = iter(())
         if raw:
             batch = tokenize_and_align_labels(
-                {"tokens": [e["tokens"] for e in raw], "ner_tags": [e["ner_tags"] for e in raw]}, self.processing_class,
+                {"tokens": [r["tokens"] for r in raw], "ner_tags": [r["ner_tags"] for r in raw]}, self.processing_class,
                 max_length=self.args.max_length, label_all_tokens=self.args.label_all_tokens,
                 label_names=self.label_list,
             )
-            tokenized = iter([{k: batch[k][i] for k in MODEL_INPUT_KEYS if k in batch} for i in range(len(raw))])
-        return [
-            next(tokenized) if "input_ids" not in e else {k: list(e[k]) for k in MODEL_INPUT_KEYS if k in e}
-            for e in examples
-        ]
+            for i, row in enumerate(raw):
+                row.update({k: batch[k][i] for k in (*MODEL_INPUT_KEYS, "num_words", "num_words_kept") if k in batch})
+        for row in rows:
+            row.update({k: list(row[k]) for k in MODEL_INPUT_KEYS if k in row})
+        check_same_columns(rows)
+        return rows
 
     def online_batch(self, features: list[dict]):
+        check_same_columns(features, what="new examples first, then replayed ones")
         batch = self.data_collator(features)
         return batch, (batch["labels"] != IGNORE_INDEX).sum()
 
     def online_evaluate(self, name: str, dataset) -> None:
         self.evaluate(eval_dataset=self.prepare_dataset(dataset), metric_key_prefix=f"eval_{name}")
+
+
+def check_same_columns(rows: list[dict], what: str = "in the order given") -> None:
+    """Refuses features whose columns differ: the collator takes the columns of the first row, so another column
+    would be dropped silently and a missing one would fail inside a reward."""
+    for index, row in enumerate(rows):
+        if set(row) != set(rows[0]):
+            raise ValueError(
+                f"Online example {index} ({what}) has columns {sorted(row)} but example 0 has {sorted(rows[0])} "
+                f"(only in {index}: {sorted(set(row) - set(rows[0]))}; only in 0: {sorted(set(rows[0]) - set(row))}). "
+                "New, replayed and seed_examples rows are batched together, so give every row the same columns."
+            )
 
 
 def tokenize_if_raw(dataset, tokenizer, args):
