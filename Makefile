@@ -21,3 +21,9 @@ ner: install
 
 test: install
 	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest -q
+
+.PHONY: smoke
+# about a minute: the NER recipe end to end (train with the RL phase, dev and test evaluation, card, save) on a slice
+smoke: install
+	HF_HUB_OFFLINE=1 $(PYTHON) recipes/ner_lora.py --config recipes/configs/ner_lora.yaml --max_train_samples 128 \
+		--max_eval_samples 64 --output_dir outputs/smoke --logging_steps 4 --per_device_eval_batch_size 64

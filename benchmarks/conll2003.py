@@ -122,6 +122,10 @@ def load_results(results_dir: str, names=None, fractions=None) -> list[dict]:
     return [r for r in rows if (not names or r["name"] in names) and (not fractions or r["train_fraction"] in fractions)]
 
 
+PLOT_NAMES = {"ce": "cross-entropy only", "ce_token_rl": "cross-entropy + token-level RL"}
+"""Legend names of the run names in the low-resource plot (others are shown as they are)."""
+
+
 def summarize(results_dir: str, plot_path: str | None, names=None, fractions=None) -> str:
     rows = load_results(results_dir, names, fractions)
     groups = defaultdict(list)
@@ -154,11 +158,18 @@ def summarize(results_dir: str, plot_path: str | None, names=None, fractions=Non
             xs = [p[0] * 100 for p in points]
             means = [100 * statistics.mean(p[1]) for p in points]
             stds = [100 * statistics.stdev(p[1]) if len(p[1]) > 1 else 0.0 for p in points]
-            ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=name)
+            seeds = sorted({len(p[1]) for p in points})
+            label = f"{PLOT_NAMES.get(name, name)} ({'/'.join(map(str, seeds))} seeds)"
+            ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=label)
         ax.set_xscale("log")
-        ax.set_xlabel("% of CoNLL-2003 training sentences")
-        ax.set_ylabel("test entity F1 (seqeval, strict IOB2)")
-        ax.legend()
+        ticks = sorted({100 * fraction for runs in by_name.values() for fraction in runs})
+        ax.set_xticks(ticks, [f"{t:g}%" for t in ticks])
+        ax.minorticks_off()
+        ax.set_xlabel("share of the CoNLL-2003 training sentences (log scale)")
+        ax.set_ylabel("test entity F1 (%, seqeval strict IOB2)")
+        ax.set_title("CoNLL-2003: test F1 against training-set size\n(mean; error bars: ± 1 std over seeds)",
+                     fontsize=10)
+        ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
         fig.tight_layout()
         fig.savefig(plot_path, dpi=120)

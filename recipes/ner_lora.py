@@ -19,6 +19,8 @@ import logging
 from dataclasses import asdict, dataclass, field
 
 import yaml
+
+import trl_tokenlevel  # noqa: F401  (first: its import filters known upstream noise before transformers loads it)
 from transformers import set_seed
 from trl import TrlParser
 
@@ -29,6 +31,7 @@ from trl_tokenlevel.models import DEFAULT_NER_BACKBONE, load_token_classificatio
 from trl_tokenlevel.models.peft_presets import PEFT_METHODS, log_trainable_parameters, prepare_peft
 from trl_tokenlevel.rewards import get_reward
 from trl_tokenlevel.run_identity import resume_argument
+from trl_tokenlevel.runtime import setup_script_logging
 
 
 logger = logging.getLogger("ner_lora")
@@ -80,7 +83,7 @@ def build_model(model_args: ModelArguments, label_list: list[str], training_args
 
 
 def main(script_args: ScriptArguments, training_args: TokenClassificationRLConfig, model_args: ModelArguments) -> dict:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_script_logging(training_args)  # INFO on the main process only
     set_seed(training_args.seed)  # before the model and adapters are created
     unknown = set(script_args.rewards) - set(TOKEN_REWARDS)
     if unknown:

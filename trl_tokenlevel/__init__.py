@@ -2,9 +2,16 @@
 
 __version__ = "0.1.0.dev0"
 
+from .runtime import filter_upstream_noise
+
+
+filter_upstream_noise()  # before anything below imports bitsandbytes / peft (see runtime.py)
+
 from .base_config import TokenLevelRLBaseConfig
 from .config import TokenLevelRLConfig
-from .generation import GenerationRLConfig, GenerationRLTrainer
+from .generation import GenerationRLConfig, GenerationRLTrainer, Seq2SeqGenerationRLTrainer
+from .question_answering import QuestionAnsweringRLConfig, QuestionAnsweringRLTrainer
+from .sequence_classification import SequenceClassificationRLConfig, SequenceClassificationRLTrainer
 from .token_classification import TokenClassificationRLConfig, TokenClassificationRLTrainer
 from .trainer import TokenLevelRLTrainer
 
@@ -12,6 +19,11 @@ from .trainer import TokenLevelRLTrainer
 __all__ = [
     "GenerationRLConfig",
     "GenerationRLTrainer",
+    "Seq2SeqGenerationRLTrainer",
+    "QuestionAnsweringRLConfig",
+    "QuestionAnsweringRLTrainer",
+    "SequenceClassificationRLConfig",
+    "SequenceClassificationRLTrainer",
     "TokenClassificationRLConfig",
     "TokenClassificationRLTrainer",
     "TokenLevelRLBaseConfig",

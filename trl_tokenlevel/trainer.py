@@ -46,12 +46,13 @@ from .dynamic import (
     make_kl_controller,
 )
 from .hub.mixin import HubExportMixin
-from .models.kinds import is_peft_model, kind_for_task, kind_of
+from .models.kinds import MODEL_KINDS, is_peft_model, kind_for_task, kind_of
 from .models.loading import load_pretrained
 from .models.packaged import resolve_model_path
 from .models.quantization import is_quantized, prepare_quantized_model
 from .online.loop import learn_online
 from .rewards.common import resolve_reward_weights, reward_name, unique_reward_names
+from .runtime import check_distributed_launch
 from .run_identity import RUN_FILE, check_output_dir, check_same_run, run_fingerprint
 
 
@@ -93,7 +94,7 @@ class TokenLevelRLTrainer(HubExportMixin, Trainer):
             name = model if isinstance(model, str) else type(model).__name__
             raise ValueError(
                 f"No token-level RL trainer for {name!r}; supported model kinds: {sorted(cls._registry)} "
-                "(AutoModelForTokenClassification, AutoModelForCausalLM)."
+                f"({', '.join(k.auto_class for k in MODEL_KINDS if k.pipeline_task in cls._registry)})."
             )
         return cls._registry[kind.pipeline_task]
 
@@ -114,6 +115,7 @@ class TokenLevelRLTrainer(HubExportMixin, Trainer):
         if type(self) is TokenLevelRLTrainer:
             raise TypeError("TokenLevelRLTrainer is constructed through a registered subclass (see trainer_class_for).")
         args = self.resolve_args(args, model)
+        check_distributed_launch(args)  # before loading anything: N launched processes must form one run
         model = self.prepare_model(model, args, peft_config)
         if processing_class is None:
             processing_class = AutoTokenizer.from_pretrained(resolve_model_path(model.config._name_or_path))
@@ -132,6 +134,7 @@ class TokenLevelRLTrainer(HubExportMixin, Trainer):
         self._init_dynamic_rewards()
         self.add_callback(FiniteGradientsCallback())
         self._metrics: dict[str, dict[str, list[float]]] = {"train": defaultdict(lambda: [0.0, 0.0])}
+        self._last_sent_values: dict[str, float] = {}  # dynamic values as trackers last received them
         if hasattr(self.model, "add_model_tags"):
             self.model.add_model_tags(self._tag_names)
 
@@ -252,13 +255,23 @@ class TokenLevelRLTrainer(HubExportMixin, Trainer):
                 means["advantages/std"] = variance**0.5
             if "kl" in means:
                 self.kl_controller.update(means["kl"], num_steps=max(self.args.logging_steps, 1))
-            logs = {**logs, **means, **self.dynamic_log_values()}
+            # coefficients and weights go to the console and trackers when they change (and at the first log);
+            # `state.log_history` (trainer_state.json) keeps every value at every step
+            dynamic = self.dynamic_log_values()
+            unchanged = {k: v for k, v in dynamic.items() if self._last_sent_values.get(k) == v}
+            self._last_sent_values.update(dynamic)
+            logs = {**logs, **means, **{k: v for k, v in dynamic.items() if k not in unchanged}}
             self._metrics["train"].clear()
+            super().log(logs, start_time)
+            self.state.log_history[-1].update(unchanged)
+            return
         super().log(logs, start_time)
 
     def dynamic_log_values(self) -> dict[str, float]:
         """Current values of everything that changes during training: the loss coefficients (`rl_coef`, and
-        `ce_coef` where the path has one), the KL coefficient, reward weights, multipliers, running statistics."""
+        `ce_coef` where the path has one), the KL coefficient, reward weights, multipliers, running statistics.
+        [`log`] sends each value to the console and trackers at the first log and whenever it changed since; every
+        entry of `state.log_history` has all of them."""
         logs = {f"{name}_coef": value for name, value in self.loss_coefficients().items()}
         logs["kl_coef"] = self.kl_controller.value
         logs.update(self.reward_combiner.log_values(self.state.global_step))

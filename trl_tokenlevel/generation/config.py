@@ -18,23 +18,28 @@ class GenerationRLConfig(TokenLevelRLBaseConfig):
 
         loss = [ rl_coef * clipped PG + kl_coef * k3 (kl_placement="loss") - entropy_coef * H + vf_coef * value loss ] / N
 
-    (equations in docs/generation.md). There is no cross-entropy term: a causal LM learns from rewards alone.
+    (equations in docs/generation.md). There is no cross-entropy term: the generator learns from rewards alone.
+    The same config serves causal LMs and encoder-decoder models (`Seq2SeqGenerationRLTrainer`).
 
     Added parameters: prompts and sampling (`prompt_column`, `max_prompt_length`, `max_new_tokens`, `top_p`,
     `top_k`), rewards and advantages (`sequence_reward_placement`, `advantage_estimator`, `group_baseline`, `gamma`,
     `lam`), KL and PPO (`kl_placement`, `num_ppo_epochs`, `cliprange`, `cliprange_value`, `vf_coef`).
     """
 
-    trainer_name: ClassVar[str] = "GenerationRLTrainer (causal LMs)"
+    trainer_name: ClassVar[str] = "GenerationRLTrainer (causal and encoder-decoder LMs)"
 
     # > Prompts and sampling
     prompt_column: str = field(
         default="prompt",
-        metadata={"help": "Dataset column holding the prompts: text, or chat messages rendered with the chat template."},
+        metadata={"help": "Dataset column holding the prompts: text, or chat messages rendered with the chat template "
+            "(encoder-decoder models: the encoder's input text)."},
     )
     max_prompt_length: int | None = field(
         default=512,
-        metadata={"help": "Prompts longer than this many tokens keep their last tokens. None = no truncation."},
+        metadata={
+            "help": "Prompts longer than this many tokens are cut: a causal LM keeps their last tokens, an "
+            "encoder-decoder model their first (the tokenizer's truncation, special tokens kept). None = no truncation."
+        },
     )
     max_new_tokens: int = field(
         default=64,
@@ -60,7 +65,8 @@ class GenerationRLConfig(TokenLevelRLBaseConfig):
         default="leave_one_out",
         metadata={
             "help": "'leave_one_out' (critic-free: discounted returns-to-go minus the mean of the other K-1 "
-            "completions of the prompt) or 'gae' (PPO: a value head on the last hidden states, GAE(gamma, lam))."
+            "completions of the prompt) or 'gae' (PPO: a value head on the last hidden states, the decoder's for "
+            "encoder-decoder models, GAE(gamma, lam))."
         },
     )
     group_baseline: str = field(

@@ -1,9 +1,17 @@
-"""Rollout for causal LMs: render and tokenize prompts, sample K completions with `generate`, score tokens.
+"""Rollout for causal and encoder-decoder LMs: render and tokenize prompts, sample K completions with `generate`,
+score tokens.
 
 Token ids travel from `generate` to the loss unchanged: completions are decoded only to hand text to the reward
 functions, never re-tokenized. Log-probabilities always use the sampling temperature:
 `log pi_tau(a | s) = log_softmax(logits / tau)[a]`, for sampling, for the rollout's "old" log-probs, for the
 reference and for training, so the ratio and the KL compare the same distributions.
+
+Encoder-decoder models (`AutoModelForSeq2SeqLM`) differ in two places only: prompts are the encoder's input,
+right-padded and truncated at the end as in pre-training (`tokenize_prompts(padding_side="right")`), and the
+training forward feeds the completion to the decoder shifted right behind `decoder_start_token_id`
+(`policy_forward(decoder_start_token_id=...)`). `generate` returns `[decoder_start] + completion` for them and
+`prompt + completion` for causal LMs; both end with one token per generated step, which is how
+[`sample_completions`] finds the completion without asking which kind of model it has.
 """
 
 from __future__ import annotations
@@ -20,7 +28,8 @@ class Rollout:
     """K sampled completions for each of B prompts (N = B * K rows; a prompt's K completions are contiguous).
 
     Attributes:
-        prompt_ids, prompt_mask (`torch.LongTensor` of shape `(N, P)`): left-padded prompts.
+        prompt_ids, prompt_mask (`torch.LongTensor` of shape `(N, P)`): prompts, left-padded for causal LMs (right-
+            padded encoder inputs for encoder-decoder models).
         completion_ids (`torch.LongTensor` of shape `(N, T)`): sampled ids, padded after EOS.
         completion_mask (`torch.LongTensor` of shape `(N, T)`): 1 on the sampled tokens up to and including EOS.
         old_logprobs (`torch.Tensor` of shape `(N, T)`): `log pi_tau` of the sampled ids when they were sampled.
@@ -53,17 +62,35 @@ def render_prompts(prompts: list, tokenizer) -> tuple[list[str], bool]:
     raise TypeError(f"Prompts must all be strings or all be lists of chat messages; got {kinds}.")
 
 
-def tokenize_prompts(prompts: list, tokenizer, max_prompt_length: int | None, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-padded `(input_ids, attention_mask)` of shape `(B, P)`; long prompts keep their last tokens."""
+def tokenize_prompts(
+    prompts: list, tokenizer, max_prompt_length: int | None, device, padding_side: str = "left"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(input_ids, attention_mask)` of shape `(B, P)`.
+
+    `padding_side="left"` (causal LMs: the completion follows the prompt): long prompts keep their last tokens.
+    `"right"` (encoder inputs of encoder-decoder models, padded as in pre-training; Marian's sinusoidal positions
+    would shift under left padding): the tokenizer truncates to `max_prompt_length`, keeping its special tokens.
+    """
+    if padding_side not in ("left", "right"):
+        raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}.")
     texts, templated = render_prompts(prompts, tokenizer)
-    encoded = tokenizer(texts, add_special_tokens=not templated)["input_ids"]
-    if max_prompt_length is not None:
-        encoded = [ids[-max_prompt_length:] for ids in encoded]
+    if padding_side == "right":
+        truncate = max_prompt_length is not None
+        encoded = tokenizer(texts, add_special_tokens=not templated, truncation=truncate, max_length=max_prompt_length)
+        encoded = encoded["input_ids"]
+    else:
+        encoded = tokenizer(texts, add_special_tokens=not templated)["input_ids"]
+        if max_prompt_length is not None:
+            encoded = [ids[-max_prompt_length:] for ids in encoded]
     length = max(len(ids) for ids in encoded)
     pad = tokenizer.pad_token_id
-    input_ids = torch.tensor([[pad] * (length - len(ids)) + ids for ids in encoded], device=device)
-    attention_mask = torch.tensor([[0] * (length - len(ids)) + [1] * len(ids) for ids in encoded], device=device)
-    return input_ids, attention_mask
+    padding = [[pad] * (length - len(ids)) for ids in encoded]
+    masks = [[1] * len(ids) for ids in encoded]
+    if padding_side == "right":
+        rows, mask_rows = [ids + p for ids, p in zip(encoded, padding)], [m + [0] * len(p) for m, p in zip(masks, padding)]
+    else:
+        rows, mask_rows = [p + ids for ids, p in zip(encoded, padding)], [[0] * len(p) + m for m, p in zip(masks, padding)]
+    return torch.tensor(rows, device=device), torch.tensor(mask_rows, device=device)
 
 
 def completion_mask_from_ids(completion_ids: torch.Tensor, eos_token_ids: list[int]) -> torch.Tensor:
@@ -120,8 +147,9 @@ def sample_completions(
         out = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, generation_config=config)
     finally:
         model.train(was_training)
-    completion_ids = out.sequences[:, prompt_ids.shape[1] :]  # (N, T)
     logits = torch.stack(out.logits, dim=1)  # (N, T, V), raw scores of each step
+    # the last T positions: after the prompt (causal LM) or after decoder_start_token_id (encoder-decoder)
+    completion_ids = out.sequences[:, -logits.shape[1] :]  # (N, T)
     completion_mask = completion_mask_from_ids(completion_ids, eos_token_ids)
     completion_ids = completion_ids.masked_fill(completion_mask == 0, pad_token_id)
     old_logprobs = token_logprobs(logits, completion_ids, temperature) * completion_mask
@@ -133,13 +161,19 @@ def token_logprobs(logits: torch.Tensor, ids: torch.Tensor, temperature: float) 
     return torch.gather(F.log_softmax(logits.float() / temperature, dim=-1), -1, ids.unsqueeze(-1)).squeeze(-1)
 
 
-def policy_forward(model, rollout_or_batch: dict, output_hidden_states: bool = False):
+def policy_forward(
+    model, rollout_or_batch: dict, output_hidden_states: bool = False, decoder_start_token_id: int | None = None
+):
     """Forward pass over prompt + completion; returns `(raw float logits of the completion positions, hidden)`.
 
     `logits[:, t]` predicts completion token `t`, `hidden[:, t]` is the last hidden state at the same position
-    (the state a value head scores). Position ids are rebuilt from the attention mask as `generate` does, so
-    left-padded prompts get the positions they had while sampling.
+    (the state a value head scores). Causal LMs (`decoder_start_token_id=None`) read prompt + completion as one
+    sequence; position ids are rebuilt from the attention mask as `generate` does, so left-padded prompts get the
+    positions they had while sampling. Encoder-decoder models (`decoder_start_token_id` set) encode the prompt and
+    decode `[decoder_start] + completion[:-1]`, as `generate` did, so `hidden` is the decoder's last hidden state.
     """
+    if decoder_start_token_id is not None:
+        return _encoder_decoder_forward(model, rollout_or_batch, output_hidden_states, decoder_start_token_id)
     prompt_ids, completion_ids = rollout_or_batch["prompt_ids"], rollout_or_batch["completion_ids"]
     attention_mask = torch.cat([rollout_or_batch["prompt_mask"], rollout_or_batch["completion_mask"]], dim=1)
     input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
@@ -152,3 +186,16 @@ def policy_forward(model, rollout_or_batch: dict, output_hidden_states: bool = F
     logits = out.logits[:, -(length + 1) : -1].float()  # (N, T, V); callers apply the temperature
     hidden = out.hidden_states[-1][:, -(length + 1) : -1] if output_hidden_states else None  # (N, T, H)
     return logits, hidden
+
+
+def _encoder_decoder_forward(model, batch: dict, output_hidden_states: bool, decoder_start_token_id: int):
+    completion_ids = batch["completion_ids"]  # (N, T)
+    start = completion_ids.new_full((completion_ids.shape[0], 1), decoder_start_token_id)
+    decoder_input_ids = torch.cat([start, completion_ids[:, :-1]], dim=1)  # (N, T): token t is predicted at t
+    # no decoder mask: the decoder is causal, so a token never sees the padding after its EOS (as in `generate`)
+    out = model(
+        input_ids=batch["prompt_ids"], attention_mask=batch["prompt_mask"], decoder_input_ids=decoder_input_ids,
+        output_hidden_states=output_hidden_states, use_cache=False,
+    )
+    hidden = out.decoder_hidden_states[-1] if output_hidden_states else None  # (N, T, H)
+    return out.logits.float(), hidden  # (N, T, V); callers apply the temperature

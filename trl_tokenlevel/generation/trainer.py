@@ -1,4 +1,6 @@
 """[`GenerationRLTrainer`]: token-level RL for causal LMs: rollout buffering, advantages and the clipped loss.
+Encoder-decoder models use the same class through [`Seq2SeqGenerationRLTrainer`] (`seq2seq.py`), which overrides
+the two model-kind hooks, [`encode_prompts`] and [`policy_logits`].
 
 Model preparation, rewards and their combination, the KL controller, the reference, logging and export come from
 the shared base ([`TokenLevelRLTrainer`]); this class adds the rollout and the loss.
@@ -99,7 +101,7 @@ class GenerationRLTrainer(TokenLevelRLTrainer):
         optimizers=(None, None),
     ):
         if not reward_funcs:
-            raise ValueError("A causal LM needs reward_funcs=[...]: callables (prompts, completions, completion_ids, **kw).")
+            raise ValueError("A generative LM needs reward_funcs=[...]: callables (prompts, completions, completion_ids, **kw).")
         super().__init__(
             model, reward_funcs, args, train_dataset=train_dataset, eval_dataset=eval_dataset,
             processing_class=processing_class, reward_weights=reward_weights, peft_config=peft_config,
@@ -186,6 +188,16 @@ class GenerationRLTrainer(TokenLevelRLTrainer):
         self._rollout_calls += 1
         return batch
 
+    # ------------------------------------------------------------------ model-kind hooks (causal LM here)
+    def encode_prompts(self, prompts: list) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(prompt_ids, prompt_mask)` of shape `(B, P)` on the device: left-padded, long prompts keep their end."""
+        return tokenize_prompts(prompts, self.processing_class, self.args.max_prompt_length, self.accelerator.device)
+
+    def policy_logits(self, model, batch: dict, output_hidden_states: bool = False):
+        """`(raw logits (N, T, V), last hidden states (N, T, H) or None)` of `model` at the completion tokens of
+        `batch` (the policy, possibly DDP-wrapped, or the reference); see [`policy_forward`]."""
+        return policy_forward(model, batch, output_hidden_states)
+
     # ------------------------------------------------------------------ rollout: sample, score, advantages
     @torch.no_grad()
     def sample_and_score(self, rows: list[dict], reward_weights: Sequence[float] | None = None):
@@ -198,7 +210,7 @@ class GenerationRLTrainer(TokenLevelRLTrainer):
         unwrapped = self.accelerator.unwrap_model(self.model)
         prompts = [row[args.prompt_column] for row in rows]
         extras = {k: [row[k] for row in rows for _ in range(num_samples)] for k in rows[0] if k != args.prompt_column}
-        prompt_ids, prompt_mask = tokenize_prompts(prompts, tokenizer, args.max_prompt_length, self.accelerator.device)
+        prompt_ids, prompt_mask = self.encode_prompts(prompts)
         rollout = sample_completions(
             unwrapped, prompt_ids, prompt_mask, num_samples, temperature=args.temperature, top_p=args.top_p,
             top_k=args.top_k, max_new_tokens=args.max_new_tokens, eos_token_ids=eos_ids(tokenizer, unwrapped),
@@ -238,7 +250,7 @@ class GenerationRLTrainer(TokenLevelRLTrainer):
             if args.kl_placement == "reward":
                 rewards = rewards - self.kl_controller.value * kl
         if args.advantage_estimator == "gae":
-            _, hidden = policy_forward(self.model, batch, output_hidden_states=True)
+            _, hidden = self.policy_logits(self.model, batch, output_hidden_states=True)
             batch["old_values"] = unwrapped.value_head(hidden) * mask
             advantages, batch["returns"] = generalized_advantages(rewards, batch["old_values"], mask, args.gamma, args.lam)
         else:
@@ -259,7 +271,7 @@ class GenerationRLTrainer(TokenLevelRLTrainer):
     def reference_logprobs(self, batch: dict) -> torch.Tensor:
         """`log pi_ref,tau` of the sampled completion tokens, zero on padding."""
         with self.reference_model() as reference:
-            logits, _ = policy_forward(reference, batch)
+            logits, _ = self.policy_logits(reference, batch)
         return token_logprobs(logits, batch["completion_ids"], self.args.temperature) * batch["completion_mask"]
 
     def _combine_completion_rewards(self, per_reward: dict) -> torch.Tensor:
@@ -284,7 +296,7 @@ class GenerationRLTrainer(TokenLevelRLTrainer):
         args = self.args
         mask = inputs["completion_mask"]
         num_tokens = mask.sum()
-        logits, hidden = policy_forward(model, inputs, output_hidden_states=args.advantage_estimator == "gae")
+        logits, hidden = self.policy_logits(model, inputs, output_hidden_states=args.advantage_estimator == "gae")
         logprobs = token_logprobs(logits, inputs["completion_ids"], args.temperature)  # (N, T)
         policy_loss, clipped = clipped_policy_loss(logprobs, inputs["old_logprobs"], inputs["advantages"], args.cliprange)
         # While the policy coefficient is 0 (rl_coef_schedule) rollouts are still sampled and scored, so a value head

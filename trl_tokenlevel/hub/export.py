@@ -14,6 +14,8 @@ from typing import Any
 from torch import nn
 
 from ..models.kinds import auto_class_for, is_peft_model
+from ..models.loading import load_pretrained
+from ..models.packaged import packaged_gguf_file, resolve_model_path
 from ..models.quantization import is_quantized
 
 
@@ -73,15 +75,19 @@ def merge_adapter_checkpoint(
     from transformers import AutoConfig, AutoTokenizer
 
     peft_config = PeftConfig.from_pretrained(adapter_dir)
-    base_path = base_model or peft_config.base_model_name_or_path
+    base_name = base_model or peft_config.base_model_name_or_path
+    base_path = resolve_model_path(base_name)  # a packaged base's Hub id loads from the packaged copy, offline
     if config is None:
-        config = AutoConfig.from_pretrained(adapter_dir if os.path.exists(f"{adapter_dir}/config.json") else base_path)
+        config = AutoConfig.from_pretrained(
+            adapter_dir if os.path.exists(f"{adapter_dir}/config.json") else base_path,
+            **({"gguf_file": packaged_gguf_file(base_name)} if packaged_gguf_file(base_name) else {}),
+        )
     else:
         config = copy.deepcopy(config)
         if hasattr(config, "quantization_config"):
             del config.quantization_config
     model_class = auto_class_for(config)
-    base = model_class.from_pretrained(base_path, config=config, **load_kwargs)
+    base = load_pretrained(model_class, base_name, None, config=config, **load_kwargs)
     merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
     merged.save_pretrained(output_dir)
     try:
@@ -89,6 +95,42 @@ def merge_adapter_checkpoint(
     except (OSError, ValueError):
         pass  # no tokenizer next to the adapter
     return output_dir
+
+
+PEFT_TEMPLATE_MARK = "[More Information Needed]"
+
+
+def finalize_adapter_folder(folder: str) -> str | None:
+    """Makes an adapter folder written by PEFT's `save_pretrained` self-describing: `base_model_name_or_path` in
+    `adapter_config.json` becomes the Hub id when the base is a packaged offline copy (a site-packages path means
+    nothing on another machine), and PEFT's empty template `README.md` is removed (the trainer's model card replaces
+    it at the final save). The packaged MiniLM is then linked into the local Hub cache, so the Hub id loads offline
+    here ([`~trl_tokenlevel.models.link_packaged_into_hub_cache`]).
+
+    Returns:
+        `str` or `None`: the base model recorded in the folder, or `None` if `folder` holds no adapter.
+    """
+    from ..models.packaged import MINILM_HUB_ID, hub_id_for, link_packaged_into_hub_cache
+
+    config_path = os.path.join(folder, "adapter_config.json")
+    if not os.path.isfile(config_path):
+        return None
+    with open(config_path, encoding="utf-8") as handle:
+        adapter_config = json.load(handle)
+    base = adapter_config.get("base_model_name_or_path")
+    hub_id = hub_id_for(base)
+    if hub_id is not None and hub_id != base:
+        adapter_config["base_model_name_or_path"] = base = hub_id
+        with open(config_path, "w", encoding="utf-8") as handle:
+            json.dump(adapter_config, handle, indent=2, sort_keys=True)
+    if base == MINILM_HUB_ID:
+        link_packaged_into_hub_cache()
+    readme = os.path.join(folder, "README.md")
+    if os.path.isfile(readme):
+        with open(readme, encoding="utf-8") as handle:
+            if PEFT_TEMPLATE_MARK in handle.read():
+                os.remove(readme)
+    return base
 
 
 def training_args_dict(args: Any) -> dict[str, Any]:

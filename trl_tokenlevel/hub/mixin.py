@@ -12,7 +12,13 @@ import os
 
 from ..models.kinds import is_peft_model
 from ..models.quantization import is_quantized
-from .export import ADAPTER_SUBFOLDER, merge_adapter_checkpoint, merge_adapters, save_training_args_json
+from .export import (
+    ADAPTER_SUBFOLDER,
+    finalize_adapter_folder,
+    merge_adapter_checkpoint,
+    merge_adapters,
+    save_training_args_json,
+)
 from .model_card import model_card_from_trainer
 
 
@@ -30,8 +36,10 @@ class HubExportMixin:
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         final = not _internal_call or self._final_save
         merge = final and self.args.merge_adapters and is_peft_model(self.accelerator.unwrap_model(self.model))
-        super().save_model(os.path.join(output_dir, ADAPTER_SUBFOLDER) if merge else output_dir, _internal_call=True)
+        model_folder = os.path.join(output_dir, ADAPTER_SUBFOLDER) if merge else output_dir
+        super().save_model(model_folder, _internal_call=True)
         if self.args.should_save:
+            finalize_adapter_folder(model_folder)  # Hub id as the base, no empty PEFT template card
             if merge:
                 self._save_merged(output_dir)
             self._replace_pickled_args(os.path.join(output_dir, ADAPTER_SUBFOLDER) if merge else output_dir)

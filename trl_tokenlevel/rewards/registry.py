@@ -26,6 +26,7 @@ from .sequence import CorrectLabelReward, CostMatrixReward, RelationReward, Span
 from .token import (
     EntitySpanReward,
     SentenceF1Reward,
+    SentenceFeedbackReward,
     SpanFeedbackReward,
     SpanPrecisionReward,
     SpanRecallReward,
@@ -41,6 +42,7 @@ REWARDS: dict[str, Callable] = {
     "span_precision": SpanPrecisionReward,
     "span_recall": SpanRecallReward,
     "span_feedback": SpanFeedbackReward,
+    "sentence_feedback": SentenceFeedbackReward,
     # generation: (prompts, completions, completion_ids) -> per completion
     "reference_overlap": ReferenceOverlapReward,
     "rouge_l": RougeLReward,

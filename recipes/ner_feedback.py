@@ -1,0 +1,148 @@
+"""Train a deployed tagger from its users' accept/reject feedback on the entities it showed (no gold labels).
+
+    python recipes/ner_feedback.py --config recipes/configs/ner_feedback.yaml \
+        --feedback_dir path/to/feedback/ --model_name_or_path path/to/deployed-tagger --output_dir outputs/ner_feedback
+
+`feedback_dir` is a JSON Lines file or a folder of `*.jsonl` files, one record per sentence in the format of
+`trl_tokenlevel/data/feedback.py` (the shown labelling, accept/reject per shown entity, optionally the count of missed
+entities). Every record is checked before anything loads: a bad one (unknown label, span out of range, missing field)
+stops the run with an error naming its file, line and field. `method` picks how the bits are used:
+
+- `partial_label`: CE with accepted entities labelled, rejected entities' words left out of the loss, the shown `O`
+  kept (`partial_label_targets`);
+- `accepted_span`: CE with accepted entities labelled and every other word `O` (`accepted_span_targets`);
+- `token_rl`: token-level RL with `SpanFeedbackReward` (accepted words rewarded, rejected words penalised);
+- `sentence_rl`: RL with `SentenceFeedbackReward` (one score per sentence on every word).
+
+The method sets the loss terms: CE methods train with `rl_coef=0, ce_coef=1`; RL methods with `ce_coef=0` (CE would fit
+the shown labelling itself). Writes to `output_dir`: the model, tokenizer and model card, `feedback_report.json`
+(records, bits, accepted, method, training loss, and dev scores when `eval_dataset_dir` is given) and
+`resolved_config.yaml`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+
+import datasets
+import yaml
+from transformers import AutoConfig, set_seed
+from trl import TrlParser
+
+from trl_tokenlevel import TokenClassificationRLConfig, TokenLevelRLTrainer
+from trl_tokenlevel.data import CONLL2003_LABELS, load_conll2003
+from trl_tokenlevel.data.feedback import (
+    accepted_span_targets,
+    feedback_dataset,
+    partial_label_targets,
+    read_feedback_records,
+)
+from trl_tokenlevel.models import (
+    DEFAULT_NER_BACKBONE,
+    load_token_classification_model,
+    resolve_model_path,
+)
+from trl_tokenlevel.rewards import SpanFeedbackReward
+from trl_tokenlevel.rewards.token.sentence_feedback import SentenceFeedbackReward
+
+logger = logging.getLogger("ner_feedback")
+
+CE_TARGETS = {"partial_label": partial_label_targets, "accepted_span": accepted_span_targets}
+RL_METHODS = ("token_rl", "sentence_rl")
+
+
+@dataclass
+class FeedbackArguments:
+    feedback_dir: str = field(default=None, metadata={"help": "A JSON Lines file or a folder of *.jsonl records."})
+    model_name_or_path: str = field(
+        default=DEFAULT_NER_BACKBONE,
+        metadata={"help": "The deployed tagger that produced the shown labellings (a folder or Hub id)."},
+    )
+    label_list: list[str] | None = field(
+        default=None, metadata={"help": "Label names; default: the model's id2label, else the CoNLL-2003 labels."}
+    )
+    method: str = field(
+        default="partial_label",
+        metadata={"help": f"How the bits train the model: one of {[*CE_TARGETS, *RL_METHODS]} (module docstring)."},
+    )
+    accept_weight: float = field(default=1.0, metadata={"help": "RL: reward for keeping an accepted word's tag."})
+    reject_weight: float = field(default=1.0, metadata={"help": "RL: penalty for repeating a rejected tag."})
+    o_weight: float = field(default=0.0, metadata={"help": "token_rl: reward for O outside shown entities (trusts O)."})
+    missed_weight: float = field(default=0.0, metadata={"help": "token_rl: penalty per missed entity on O words."})
+    eval_dataset_dir: str | None = field(
+        default=None, metadata={"help": "Optional CoNLL folder with a labelled dev split to score the model on."}
+    )
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Score only the first N dev sentences."})
+
+
+def label_names(script_args: FeedbackArguments) -> list[str]:
+    if script_args.label_list:
+        return list(script_args.label_list)
+    id2label = AutoConfig.from_pretrained(resolve_model_path(script_args.model_name_or_path)).id2label
+    names = [id2label[i] for i in range(len(id2label))] if id2label else []
+    return names if names and not any(n.startswith("LABEL_") for n in names) else list(CONLL2003_LABELS)
+
+
+def training_data(method: str, records: list[dict], labels: list[str]) -> datasets.Dataset:
+    """Feedback rows for the RL methods, per-word CE targets (-100 = left out of the loss) for the CE methods."""
+    if method in RL_METHODS:
+        return feedback_dataset(records, labels)
+    features = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
+                                  "ner_tags": datasets.Sequence(datasets.Value("int64"))})
+    targets = [CE_TARGETS[method](r["shown_labels"], r["feedback"], labels) for r in records]
+    return datasets.Dataset.from_dict({"tokens": [r["tokens"] for r in records], "ner_tags": targets},
+                                      features=features)
+
+
+def reward_for(script_args: FeedbackArguments):
+    if script_args.method == "sentence_rl":
+        return SentenceFeedbackReward(reject_weight=script_args.reject_weight)
+    return SpanFeedbackReward(accept_weight=script_args.accept_weight, reject_weight=script_args.reject_weight,
+                              o_weight=script_args.o_weight, missed_weight=script_args.missed_weight)
+
+
+def main(script_args: FeedbackArguments, training_args: TokenClassificationRLConfig) -> dict:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    method = script_args.method
+    if method not in (*CE_TARGETS, *RL_METHODS):
+        raise ValueError(f"method={method!r}: choose one of {[*CE_TARGETS, *RL_METHODS]}.")
+    if not script_args.feedback_dir:
+        raise ValueError("--feedback_dir is required: a JSON Lines file or a folder of *.jsonl feedback records.")
+    labels = label_names(script_args)
+    records = read_feedback_records(script_args.feedback_dir, labels)  # every record checked before any loading
+    judged = [entry for record in records for entry in record["feedback"]]
+    logger.info(f"{len(records)} records, {len(judged)} bits ({sum(e['accepted'] for e in judged)} accepted)")
+
+    coefficients = {"rl_coef": 1.0, "ce_coef": 0.0} if method in RL_METHODS else {"rl_coef": 0.0, "ce_coef": 1.0}
+    logger.info(f"method {method}: {coefficients}")
+    training_args = dataclasses.replace(training_args, **coefficients)
+    set_seed(training_args.seed)
+    model, tokenizer = load_token_classification_model(script_args.model_name_or_path, labels)
+    trainer = TokenLevelRLTrainer(
+        model=model, reward_funcs=[reward_for(script_args)] if method in RL_METHODS else None, args=training_args,
+        train_dataset=training_data(method, records, labels), processing_class=tokenizer, label_list=labels,
+    )
+    train_result = trainer.train()
+    report = {"method": method, "records": len(records), "feedback_bits": len(judged),
+              "accepted": sum(e["accepted"] for e in judged), "train_loss": train_result.training_loss,
+              "optimizer_steps": trainer.state.global_step, **coefficients}
+    if script_args.eval_dataset_dir:
+        dev = load_conll2003(script_args.eval_dataset_dir, max_eval_samples=script_args.max_eval_samples)["validation"]
+        report.update(trainer.evaluate(eval_dataset=trainer.prepare_dataset(dev), metric_key_prefix="dev"))
+    trainer.save_model(training_args.output_dir)
+    if trainer.is_world_process_zero():
+        with open(f"{training_args.output_dir}/feedback_report.json", "w") as handle:
+            json.dump(report, handle, indent=1)
+        resolved = {"script": asdict(script_args), "training": training_args.to_dict()}
+        with open(f"{training_args.output_dir}/resolved_config.yaml", "w") as handle:
+            yaml.safe_dump(json.loads(json.dumps(resolved, default=str)), handle, sort_keys=False)
+    print(json.dumps(report, indent=1))
+    return report
+
+
+if __name__ == "__main__":
+    parser = TrlParser((FeedbackArguments, TokenClassificationRLConfig))
+    main(*parser.parse_args_and_config())

@@ -1,0 +1,148 @@
+"""Extractive QA on SQuAD v1.1 with cross-entropy plus span-F1 policy gradient (DCN+), on the packaged MiniLM.
+
+    python recipes/question_answering.py --config recipes/configs/question_answering.yaml
+    python recipes/question_answering.py --config recipes/configs/question_answering.yaml --rl_coef 0   # CE only
+    accelerate launch recipes/question_answering.py --config recipes/configs/question_answering.yaml --peft lora
+
+Every field of `ScriptArguments`, `ModelArguments` and `QuestionAnsweringRLConfig` is a flag and a YAML key. The data
+is the official SQuAD v1.1 dev file re-split by article (`../shared/data/squad`, or `rajpurkar/squad` from the Hub:
+see `trl_tokenlevel/data/squad.py`). The recipe evaluates on the dev split (official exact match and F1) as
+`eval_strategy` says, on the test split at the end, and writes to `output_dir`: the model (with `--peft`: the
+adapter, or with `--merge_adapters` a plain merged model) and tokenizer, a model card (`README.md`),
+`test_report.json` / `test_report.txt` (EM/F1), `test_predictions.json` (question id -> answer) and
+`resolved_config.yaml`. Reload the model with `AutoModelForQuestionAnswering` and answer with
+`trl_tokenlevel.question_answering.answer_questions` (transformers 5 has no "question-answering" pipeline).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+
+import yaml
+from transformers import AutoModelForQuestionAnswering, AutoTokenizer, set_seed
+from trl import TrlParser
+
+from trl_tokenlevel import QuestionAnsweringRLConfig, TokenLevelRLTrainer
+from trl_tokenlevel.data.squad import default_squad_dir, load_squad
+from trl_tokenlevel.models import DEFAULT_NER_BACKBONE, resolve_model_path
+from trl_tokenlevel.models.peft_presets import apply_bitfit, get_peft_config, log_trainable_parameters
+from trl_tokenlevel.models.quantization import quantization_config
+from trl_tokenlevel.rewards import get_reward
+
+
+logger = logging.getLogger("question_answering")
+
+SPAN_REWARDS = ("span_f1",)
+QA_PEFT_METHODS = ("none", "lora", "bitfit", "ia3", "ln_tuning")
+"""Prompt tuning is left out: it prepends virtual tokens, which the sliding windows' offsets do not account for."""
+
+
+@dataclass
+class ScriptArguments:
+    dataset_dir: str | None = field(
+        default=None,
+        metadata={"help": "Folder with dev-v1.1.json (+ splits.json). Default: ../shared/data/squad when present."},
+    )
+    dataset_name: str | None = field(default=None, metadata={"help": "Hub dataset, e.g. rajpurkar/squad."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use the first N training questions."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Use the first N dev and test questions."})
+    rewards: list[str] = field(
+        default_factory=lambda: ["span_f1"],
+        metadata={"help": f"Span rewards, weighted by --reward_weights. Choices: {list(SPAN_REWARDS)}."},
+    )
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(
+        default=DEFAULT_NER_BACKBONE,
+        metadata={"help": "Backbone. Default: the packaged all-MiniLM-L6-v2 encoder (offline, uncased)."},
+    )
+    peft: str = field(default="none", metadata={"help": f"Parameter-efficient method: one of {QA_PEFT_METHODS}."})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank: more = more capacity and memory."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha: the update is scaled by alpha / r."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input."})
+    lora_target_modules: list[str] | None = field(
+        default=None, metadata={"help": "Modules LoRA adapts. Default: chosen per architecture."}
+    )
+
+
+def build_model(model_args: ModelArguments, training_args: QuestionAnsweringRLConfig):
+    """The QA model (a new `qa_outputs` head on the backbone), its tokenizer and the PEFT config for the trainer."""
+    if model_args.peft not in QA_PEFT_METHODS:
+        raise ValueError(f"--peft {model_args.peft!r} is not available for QA; choose one of {QA_PEFT_METHODS}.")
+    path = resolve_model_path(model_args.model_name_or_path)
+    kwargs = {}
+    if training_args.load_in_8bit or training_args.load_in_4bit:  # the head stays in fp32 so PEFT can train it
+        kwargs["quantization_config"] = quantization_config(
+            load_in_8bit=training_args.load_in_8bit, load_in_4bit=training_args.load_in_4bit, skip_modules=["qa_outputs"]
+        )
+    model = AutoModelForQuestionAnswering.from_pretrained(path, **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if model_args.peft == "bitfit":
+        return apply_bitfit(model, head_module_names=("qa_outputs",)), tokenizer, None
+    peft_config = None
+    if model_args.peft != "none":
+        # task_type None + the head in modules_to_save: PEFT's QUESTION_ANS model drops token_type_ids (PEFT 0.21)
+        peft_config = get_peft_config(
+            model_args.peft, model.config.model_type, task_type=None, lora_r=model_args.lora_r,
+            lora_alpha=model_args.lora_alpha, lora_dropout=model_args.lora_dropout,
+            lora_target_modules=model_args.lora_target_modules,
+        )
+        peft_config.modules_to_save = ["qa_outputs"]
+    return model, tokenizer, peft_config
+
+
+def write_reports(output_dir: str, metrics: dict, predictions: dict, resolved: dict) -> None:
+    with open(f"{output_dir}/test_report.json", "w") as handle:
+        json.dump(metrics, handle, indent=2)
+    with open(f"{output_dir}/test_report.txt", "w") as handle:
+        handle.write(f"SQuAD v1.1 (re-split dev, test part): {len(predictions)} questions\n")
+        handle.write(f"exact match {metrics['test_exact_match']:.2f}  F1 {metrics['test_f1']:.2f}  (official, %)\n")
+    with open(f"{output_dir}/test_predictions.json", "w") as handle:
+        json.dump(predictions, handle, indent=1, ensure_ascii=False)
+    with open(f"{output_dir}/resolved_config.yaml", "w") as handle:
+        yaml.safe_dump(json.loads(json.dumps(resolved, default=str)), handle, sort_keys=False)
+
+
+def main(script_args: ScriptArguments, training_args: QuestionAnsweringRLConfig, model_args: ModelArguments) -> dict:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    set_seed(training_args.seed)  # before the head and the adapters are created
+    unknown = set(script_args.rewards) - set(SPAN_REWARDS)
+    if unknown:
+        raise ValueError(f"Unknown rewards {sorted(unknown)}; choose from {list(SPAN_REWARDS)}.")
+    dataset_dir, dataset_name = script_args.dataset_dir, script_args.dataset_name
+    if dataset_dir is None and dataset_name is None:  # the shared offline copy when present, else the Hub
+        found = default_squad_dir()
+        dataset_dir, dataset_name = (str(found), None) if found else (None, "rajpurkar/squad")
+    logger.info("SQuAD v1.1 from %s", dataset_dir or f"the Hub ({dataset_name})")
+    squad = load_squad(dataset_dir, dataset_name, max_train_samples=script_args.max_train_samples,
+                       max_eval_samples=script_args.max_eval_samples)  # fmt: skip
+    model, tokenizer, peft_config = build_model(model_args, training_args)
+    trainer = TokenLevelRLTrainer(
+        model=model, reward_funcs=[get_reward(name) for name in script_args.rewards], args=training_args,
+        train_dataset=squad["train"], eval_dataset=squad["validation"], processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+    trainer.dataset_name = dataset_name or "rajpurkar/squad"  # for the model card (the shared copy is its dev file)
+    log_trainable_parameters(trainer.model, logger)
+    train_result = trainer.train()
+    trainer.log_metrics("train", train_result.metrics)
+
+    prediction = trainer.predict(squad["test"], metric_key_prefix="test")
+    metrics = dict(prediction.metrics)
+    trainer.log_metrics("test", metrics)
+    trainer.log(metrics)  # into the log history, so the model card reports the test scores
+    if trainer.is_world_process_zero():
+        resolved = {"script": asdict(script_args), "model": asdict(model_args), "training": training_args.to_dict()}
+        write_reports(training_args.output_dir, metrics, prediction.predictions, resolved)
+    # + model card; --merge_adapters: a plain merged model, adapter in adapter/; --push_to_hub: uploads the folder
+    trainer.save_model(training_args.output_dir)
+    return metrics
+
+
+if __name__ == "__main__":
+    parser = TrlParser((ScriptArguments, QuestionAnsweringRLConfig, ModelArguments))
+    main(*parser.parse_args_and_config())

