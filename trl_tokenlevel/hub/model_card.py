@@ -237,27 +237,40 @@ def build_model_card(
             "framework_versions": versions,
         },
     )
+    snippet = usage_snippet(task, repo_id or model_name, adapter_only, id2label, first_subtoken_only)
+    body = card_body(
+        model_name=model_name, task=task, base=hub_base or base_model, dataset=dataset, peft_method=peft_method,
+        merged=merged, quantization=quantization, license=data.license, snippet=snippet, adapter_only=adapter_only,
+        reward_functions=reward_functions, config_values=config_values, schedule=schedule, metrics=metrics,
+        versions=versions,
+    )
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
+
+
+def card_body(*, model_name, task, base, dataset, peft_method, merged, quantization, license, snippet, adapter_only,
+              reward_functions, config_values, schedule, metrics, versions) -> str:
+    """The Markdown body of the card: what was trained and how, how to load it, rewards, config, schedule,
+    evaluation, framework versions and citation."""
     adaptation = peft_method or "full fine-tuning"
     if peft_method and merged:
         adaptation += " (adapters merged into the weights: loads without PEFT)"
-    snippet = usage_snippet(task, repo_id or model_name, adapter_only, id2label, first_subtoken_only)
     adapter_note = (
         "\nThis repository holds a PEFT adapter (`pip install peft`): the base model named in `adapter_config.json` is "
         "loaded and the adapter applied. The label names are passed because the base model's config does not have "
         "them.\n" if adapter_only else ""
     )
-    body = f"""
+    return f"""
 # {model_name}
 
 A {task} model trained with token-level reinforcement learning (`trl-tokenlevel`, a plugin for TRL):
 {METHOD.get(task, METHOD["token-classification"])}
 
-- **Base model:** `{hub_base or base_model or "unknown"}`
+- **Base model:** `{base or "unknown"}`
 - **Dataset:** {dataset or "not recorded"}
 - **Task:** {task}
 - **Adaptation:** {adaptation}
 - **Quantized backbone during training:** {quantization or "no (full precision)"}
-- **License:** {data.license or "not set (pass `license=` to `push_to_hub` / `create_model_card`)"}
+- **License:** {license or "not set (pass `license=` to `push_to_hub` / `create_model_card`)"}
 
 ## How to load
 
@@ -296,7 +309,6 @@ A {task} model trained with token-level reinforcement learning (`trl-tokenlevel`
 ## Citation
 
 {CITATION % versions.get("trl-tokenlevel", "unknown")}"""
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
 
 
 def _looks_like_hub_id(name: str | None) -> bool:

@@ -42,7 +42,7 @@ from ..core import (
 from ..metrics.classification import build_classification_compute_metrics
 from ..models.loading import load_pretrained
 from ..rewards.sequence import CorrectLabelReward, compute_sequence_rewards
-from ..trainer import TokenLevelRLTrainer
+from ..supervised import SupervisedRLTrainer, sync_label_names
 from .config import SequenceClassificationRLConfig
 
 logger = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ def tokenize_if_raw(dataset, tokenizer, args: SequenceClassificationRLConfig, la
     return dataset.add_column("labels", labels)
 
 
-class SequenceClassificationRLTrainer(TokenLevelRLTrainer):
+class SequenceClassificationRLTrainer(SupervisedRLTrainer):
     """RL for `AutoModelForSequenceClassification` models. See the module docstring for the step and
     [`SequenceClassificationRLConfig`] for the options.
 
@@ -165,7 +165,6 @@ class SequenceClassificationRLTrainer(TokenLevelRLTrainer):
 
     model_kind = "text-classification"
     config_class = SequenceClassificationRLConfig
-    coefficient_names = ("rl", "ce")
 
     def __init__(
         self,
@@ -204,16 +203,7 @@ class SequenceClassificationRLTrainer(TokenLevelRLTrainer):
     # ------------------------------------------------------------------ set-up hooks
     def prepare_model(self, model, args, peft_config=None):
         model = super().prepare_model(model, args, peft_config)
-        config = model.config
-        if config.num_labels != len(self.label_list):
-            raise ValueError(f"The model has {config.num_labels} labels but label_list has {len(self.label_list)}: "
-                             f"{self.label_list}. Fix: load the model with num_labels={len(self.label_list)}.")  # fmt: skip
-        current = [str(config.id2label[i]) for i in range(config.num_labels)]
-        if current != self.label_list and not all(name == f"LABEL_{i}" for i, name in enumerate(current)):
-            raise ValueError(f"The model's labels {current} differ from the training labels {self.label_list}. Fix: "
-                             "pass label_list in the model's order, or load the model with the training labels.")  # fmt: skip
-        config.id2label = dict(enumerate(self.label_list))  # saved models (and pipelines) name the real labels
-        config.label2id = {name: i for i, name in enumerate(self.label_list)}
+        sync_label_names(model.config, self.label_list)  # saved models (and pipelines) name the real labels
         return model
 
     def load_model(self, name: str, args) -> PreTrainedModel:
@@ -240,13 +230,6 @@ class SequenceClassificationRLTrainer(TokenLevelRLTrainer):
         return tokenize_if_raw(dataset, self.processing_class, self.args, self.label_list)
 
     # ------------------------------------------------------------------ the step
-    def rl_active(self) -> bool:
-        """Whether the RL term is on at the current step (`rl_start_step` / `rl_start_epoch`, `rl_coef_schedule`)."""
-        if self.loss_coefficients()["rl"] == 0:
-            return False
-        if self.args.rl_start_epoch is not None:
-            return (self.state.epoch or 0.0) >= self.args.rl_start_epoch
-        return self.state.global_step >= self.args.rl_start_step
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs["labels"]  # (B,)
@@ -262,15 +245,6 @@ class SequenceClassificationRLTrainer(TokenLevelRLTrainer):
                 ref_logits = reference(**forward_inputs).logits
         loss = self.sequence_classification_loss(logits, labels, ref_logits, extras, num_items_in_batch)
         return (loss, {"logits": logits}) if return_outputs else loss
-
-    def loss_denominator(self, num_items_in_batch, num_examples, device) -> torch.Tensor:
-        """N: the example count of the whole optimizer step, per process (DDP averages the gradients)."""
-        if num_items_in_batch is None:  # a direct call, outside Trainer's accumulation loop
-            num_items_in_batch = num_examples
-        denominator = torch.as_tensor(num_items_in_batch, device=device).float().clamp(min=1.0)
-        if self.args.average_tokens_across_devices and self.accelerator.num_processes > 1:
-            denominator = denominator / self.accelerator.num_processes  # num_items_in_batch is the global count
-        return denominator
 
     def sequence_classification_loss(self, logits, labels, ref_logits, extras, num_items_in_batch) -> torch.Tensor:
         """`(rl_coef PG + ce_coef CE + kl_coef KL - entropy_coef H) / N` for one micro-batch (module docstring)."""

@@ -38,7 +38,7 @@ from ..data.alignment import prepare_token_classification_dataset, tokenize_and_
 from ..metrics.ner import build_compute_metrics, preprocess_logits_for_metrics as argmax_logits
 from ..models.loading import load_pretrained
 from ..rewards.token import EntitySpanReward, TokenAccuracyReward, compute_token_rewards
-from ..trainer import TokenLevelRLTrainer
+from ..supervised import SupervisedRLTrainer, sync_label_names
 from .collator import FORWARD_KEYS, MODEL_INPUT_KEYS, TokenClassificationRLCollator
 from .config import TokenClassificationRLConfig
 from .reference_cache import REFERENCE_INDEX_COLUMN, ReferenceLogprobCache
@@ -60,22 +60,8 @@ def label_list_from(dataset, model) -> list[str] | None:
     return None
 
 
-def sync_label_names(config, label_list: Sequence[str]) -> None:
-    """Makes the saved config name the labels the model is trained on. A config with placeholder names (`LABEL_0`,
-    ...) takes `label_list`; a config with other real names is refused, because the saved model would then report
-    the old names for the new classes (e.g. in `pipeline`)."""
-    current = [str(config.id2label[i]) for i in range(config.num_labels)] if config.id2label else []
-    if current and not all(name == f"LABEL_{i}" for i, name in enumerate(current)) and current != list(label_list):
-        raise ValueError(
-            f"The model's labels {current} differ from the training labels {list(label_list)} (same count, other "
-            "names or order). Fix: load the model with the training labels (`load_token_classification_model(name, "
-            "label_list)`), or pass label_list in the model's order."
-        )
-    config.id2label = dict(enumerate(label_list))
-    config.label2id = {name: i for i, name in enumerate(label_list)}
 
-
-class TokenClassificationRLTrainer(TokenLevelRLTrainer):
+class TokenClassificationRLTrainer(SupervisedRLTrainer):
     """Token-level RL for `AutoModelForTokenClassification` models. See the module docstring for the step and
     [`TokenClassificationRLConfig`] for the options.
 
@@ -98,7 +84,6 @@ class TokenClassificationRLTrainer(TokenLevelRLTrainer):
 
     model_kind = "token-classification"
     config_class = TokenClassificationRLConfig
-    coefficient_names = ("rl", "ce")
 
     def __init__(
         self,
@@ -147,11 +132,6 @@ class TokenClassificationRLTrainer(TokenLevelRLTrainer):
                 "Could not find the label names: pass `label_list=[...]`, use a dataset whose `ner_tags` column is a "
                 "ClassLabel, or a model whose config has a real `id2label`."
             )
-        if model.config.num_labels != len(self.label_list):
-            raise ValueError(
-                f"The model has {model.config.num_labels} labels but label_list has {len(self.label_list)}: "
-                f"{self.label_list}."
-            )
         sync_label_names(model.config, self.label_list)
         return model
 
@@ -187,13 +167,6 @@ class TokenClassificationRLTrainer(TokenLevelRLTrainer):
         return tokenize_if_raw(dataset, self.processing_class, self.args)
 
     # ------------------------------------------------------------------ the step
-    def rl_active(self) -> bool:
-        """Whether the RL term is on at the current step (see `rl_start_step` / `rl_start_epoch`, `rl_coef_schedule`)."""
-        if self.loss_coefficients()["rl"] == 0:
-            return False
-        if self.args.rl_start_epoch is not None:
-            return (self.state.epoch or 0.0) >= self.args.rl_start_epoch
-        return self.state.global_step >= self.args.rl_start_step
 
     @torch.no_grad()
     def reference_logits(self, forward_inputs: dict[str, torch.Tensor], num_positions: int) -> torch.Tensor:
@@ -231,15 +204,6 @@ class TokenClassificationRLTrainer(TokenLevelRLTrainer):
             )
             self.ref_model = None  # a frozen copy has served its purpose; free it
         return self.reference_cache.lookup(reference_index, labels, len(self.label_list))
-
-    def loss_denominator(self, num_items_in_batch, num_active, device) -> torch.Tensor:
-        """N: the active-token count of the whole optimizer step, per process (DDP averages the gradients)."""
-        if num_items_in_batch is None:  # a direct call, outside Trainer's accumulation loop
-            num_items_in_batch = num_active
-        denominator = torch.as_tensor(num_items_in_batch, device=device).float().clamp(min=1.0)
-        if self.args.average_tokens_across_devices and self.accelerator.num_processes > 1:
-            denominator = denominator / self.accelerator.num_processes  # num_items_in_batch is the global count
-        return denominator
 
     def token_classification_loss(self, logits, labels, ref_logits, extras, num_items_in_batch) -> torch.Tensor:
         """`(rl_coef PG + ce_coef CE + kl_coef KL - entropy_coef H) / N` for one micro-batch (module docstring)."""
