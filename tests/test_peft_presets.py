@@ -16,17 +16,25 @@ from transformers import (
 from trl_tokenlevel.models.peft_presets import (
     PEFT_METHODS,
     apply_bitfit,
-    apply_peft_method,
     count_trainable_parameters,
     default_target_modules,
     get_peft_config,
     log_trainable_parameters,
     pad_labels_for_virtual_tokens,
+    prepare_peft,
 )
 
 
 NUM_LABELS = 5
 NUM_VIRTUAL_TOKENS = 4
+
+
+def apply_peft_method(model, method, **config_kwargs):
+    """The model as a trainer wraps it: `prepare_peft`, then PEFT's own `get_peft_model` when a config results."""
+    from peft import get_peft_model
+
+    model, config = prepare_peft(model, method, **config_kwargs)
+    return model if config is None else get_peft_model(model, config)
 
 
 def _is_head(name):  # `classifier.weight`, or PEFT's trainable copy `...classifier.modules_to_save.default.weight`

@@ -197,11 +197,6 @@ def prepare_peft(model: torch.nn.Module, method: str, **config_kwargs) -> tuple[
     return model, get_peft_config(method, model.config.model_type, **config_kwargs)
 
 
-def apply_peft_method(model: torch.nn.Module, method: str, **config_kwargs) -> torch.nn.Module:
-    """[`prepare_peft`], then `peft.get_peft_model` when a config results: the model ready to train by hand."""
-    model, config = prepare_peft(model, method, **config_kwargs)
-    return model if config is None else get_peft_model(model, config)
-
 
 def pad_labels_for_virtual_tokens(labels: torch.Tensor, num_virtual_tokens: int) -> torch.Tensor:
     """Prepends `-100` labels for prompt tuning's virtual tokens, so labels match logits of shape `(B, n + T, C)`.
