@@ -18,7 +18,8 @@ from .feedback import (
     simulate_feedback,
     validate_feedback_record,
 )
-from .multi30k import find_shared_data_dir, load_multi30k, read_parallel_files, translation_prompt
+from .multi30k import load_multi30k, read_parallel_files, translation_prompt
+from .shared import find_shared_data_dir
 from .qa_features import postprocess_qa_predictions, prepare_qa_eval_features, prepare_qa_train_features
 from .semeval import (
     ENTITY_MARKERS,

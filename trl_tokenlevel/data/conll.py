@@ -18,6 +18,8 @@ from typing import Optional, Union
 import datasets
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
+from .shared import find_shared_data_dir
+
 
 logger = logging.getLogger(__name__)
 
@@ -241,14 +243,7 @@ def default_conll2003_dir() -> Optional[Path]:
     The folder is looked up relative to the current working directory first, then relative to the repository root
     (the parent of the `trl_tokenlevel` package folder).
     """
-    candidates = [
-        Path.cwd() / ".." / "shared" / "data" / "conll2003",
-        Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "conll2003",
-    ]
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate.resolve()
-    return None
+    return find_shared_data_dir("conll2003")
 
 
 def _find_split_file(dataset_dir: Path, split: str) -> Path:

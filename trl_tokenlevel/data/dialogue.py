@@ -24,7 +24,7 @@ from typing import Optional, Union
 import datasets
 from datasets import Dataset
 
-from .multi30k import find_shared_data_dir
+from .shared import find_shared_data_dir
 
 
 logger = logging.getLogger(__name__)

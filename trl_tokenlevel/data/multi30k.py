@@ -17,6 +17,8 @@ from typing import Optional, Union
 import datasets
 from datasets import Dataset, DatasetDict
 
+from .shared import find_shared_data_dir
+
 
 logger = logging.getLogger(__name__)
 
@@ -25,16 +27,6 @@ MULTI30K_SPLIT_FILES = {"train": "train", "validation": "val", "test": "test_201
 """File stem of each split in the official repository's `data/task1/raw` folder."""
 LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "cs": "Czech"}
 """The Multi30k languages, by the ISO 639-1 code used in file names."""
-
-
-def find_shared_data_dir(name: str) -> Optional[Path]:
-    """The shared data folder `../shared/data/<name>`, looked up from the working directory, then from the repository
-    root (the parent of the `trl_tokenlevel` package); `None` if neither exists."""
-    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
-        candidate = root / ".." / "shared" / "data" / name
-        if candidate.is_dir():
-            return candidate.resolve()
-    return None
 
 
 def _read_lines(path: Path, unescape_html: bool) -> list[str]:

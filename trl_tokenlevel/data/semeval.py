@@ -25,6 +25,8 @@ from typing import Optional, Union
 import datasets
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
+from .shared import find_shared_data_dir
+
 logger = logging.getLogger(__name__)
 
 SEMEVAL2010_TASK8_RELATIONS = [
@@ -181,11 +183,7 @@ def read_semeval2010_task8(path: Union[str, os.PathLike]) -> Dataset:
 def default_semeval2010_task8_dir() -> Optional[Path]:
     """Returns the shared folder `../shared/data/semeval2010_task8` (relative to the working directory, then to the
     repository root), or `None` if it does not exist."""
-    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
-        candidate = root / ".." / "shared" / "data" / "semeval2010_task8"
-        if candidate.is_dir():
-            return candidate.resolve()
-    return None
+    return find_shared_data_dir("semeval2010_task8")
 
 
 def _split_train(train: Dataset) -> tuple[Dataset, Dataset]:

@@ -23,6 +23,8 @@ from typing import Optional, Union
 import datasets
 from datasets import Dataset, DatasetDict, Features, Value
 
+from .shared import find_shared_data_dir
+
 SQUAD_SPLIT_SEED = 2016
 SQUAD_SPLIT_SIZES = {"train": 36, "validation": 6, "test": 6}
 """Articles per split of the re-split official dev set (48 articles)."""
@@ -142,11 +144,7 @@ def read_squad_json(path: Union[str, os.PathLike]) -> Dataset:
 def default_squad_dir() -> Optional[Path]:
     """Returns the shared folder `../shared/data/squad` (relative to the working directory, then to the repository
     root), or `None` if it does not exist."""
-    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
-        candidate = root / ".." / "shared" / "data" / "squad"
-        if candidate.is_dir():
-            return candidate.resolve()
-    return None
+    return find_shared_data_dir("squad")
 
 
 def _split_by_article(dataset: Dataset, splits: Mapping[str, Sequence[str]], source: str) -> DatasetDict:

@@ -17,6 +17,8 @@ from typing import Optional, Union
 import datasets
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
+from .shared import find_shared_data_dir
+
 SST2_LABELS = ["negative", "positive"]
 """Label names in `ClassLabel` order (0 = negative, 1 = positive), as in GLUE and `stanfordnlp/sst2`."""
 
@@ -78,11 +80,7 @@ def read_sst2_tsv(path: Union[str, os.PathLike]) -> Dataset:
 def default_sst2_dir() -> Optional[Path]:
     """Returns the shared folder `../shared/data/sst2` (relative to the working directory, then to the repository
     root), or `None` if it does not exist."""
-    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
-        candidate = root / ".." / "shared" / "data" / "sst2"
-        if candidate.is_dir():
-            return candidate.resolve()
-    return None
+    return find_shared_data_dir("sst2")
 
 
 def _load_from_hub(dataset_name: str) -> DatasetDict:
