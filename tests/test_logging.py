@@ -93,7 +93,7 @@ args = TrainingArguments(output_dir=sys.argv[1], report_to="none", use_cpu=sys.a
 setup_script_logging(args)
 logging.getLogger("probe").info("INFO-LINE from process %d", args.process_index)
 check_distributed_launch(args)
-sys.stdout.write(f"LAUNCH-OK {args.world_size}\n"); sys.stdout.flush()  # one write: two processes share the pipe
+sys.stdout.write(f"LAUNCH-OK {args.world_size}\\n"); sys.stdout.flush()  # one write: two processes share the pipe
 """
 
 
