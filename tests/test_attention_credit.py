@@ -57,11 +57,12 @@ def policy_tokenizer() -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=backend._tokenizer, pad_token="<pad>", eos_token="</s>")
 
 
-def tiny_classifier(attn_implementation: str = "eager", seed: int = 0) -> BertForSequenceClassification:
+def tiny_classifier(attn_implementation: str = "eager", seed: int = 0, initializer_range: float = 0.02) -> BertForSequenceClassification:
     torch.manual_seed(seed)
     config = BertConfig(
         vocab_size=len(RM_VOCAB), hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
         max_position_embeddings=64, num_labels=2, attn_implementation=attn_implementation,
+        initializer_range=initializer_range,
     )
     return BertForSequenceClassification(config).eval()
 
@@ -201,3 +202,29 @@ def test_decoder_reward_model_reads_the_last_non_padding_row():
         score, last_row = float(output.logits[0, 0]), output.attentions[-1][0].mean(0)[-1].tolist()
         _, policy_offsets = token_char_spans(policy_tok, ids)
         assert values == pytest.approx(redistribute_by_attention(score, last_row, offsets, policy_offsets), abs=1e-5)
+
+
+def test_shaping_with_joined_text_and_log_odds_telescopes_to_the_same_score():
+    """The credit-assignment benchmark compares ABC and prefix shaping: both must read the same text and score."""
+    from trl_tokenlevel.rewards.completion.reward_models import SequenceRewardModelShaping
+
+    # the default init gives logits ~1e-5 apart; a wider one makes the prefixes' scores differ
+    rm_tok, policy_tok, model = rm_tokenizer(), policy_tokenizer(), tiny_classifier(seed=3, initializer_range=0.5)
+    completions = [TEXT, " dull!"]
+    completion_ids = [policy_tok(c)["input_ids"] + [policy_tok.eos_token_id] for c in completions]
+    shaping = SequenceRewardModelShaping(model, rm_tok, policy_tok, label_index=1, score="log_odds", input_format="joined")
+    dense = shaping(["the film"] * 2, completions, completion_ids)
+    whole = AttentionCreditReward(model, rm_tok, policy_tok, label_index=1, beta=0.0)(["the film"] * 2, completions, completion_ids)
+    with torch.no_grad():
+        logits = model(**rm_tok("the film", return_tensors="pt")).logits[0]
+    prompt_score = float(logits[1] - logits[0])
+    assert [len(r) for r in dense] == [len(ids) for ids in completion_ids]
+    for values, reference in zip(dense, whole):
+        assert sum(values) == pytest.approx(sum(reference) - prompt_score, abs=1e-5)
+    assert sum(abs(v) > 0.01 for v in dense[0][:-1]) >= 3  # credit arrives before the last token
+    pair = SequenceRewardModelShaping(model, rm_tok, policy_tok, label_index=1, score="log_odds")(["the film"], [TEXT], completion_ids[:1])
+    assert sum(pair[0]) != pytest.approx(sum(dense[0]), abs=1e-3)  # a text pair is read differently
+    with pytest.raises(ValueError, match="score="):
+        SequenceRewardModelShaping(model, rm_tok, policy_tok, score="odds")
+    with pytest.raises(ValueError, match="joined"):
+        SequenceRewardModelShaping(model, input_format="joined")

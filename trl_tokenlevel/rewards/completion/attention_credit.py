@@ -35,9 +35,9 @@ import torch
 
 from .alignment import token_char_spans
 from .base import CompletionReward
+from .reward_models import SCORES, join_prompt_completion as _join, prompt_text as _prompt_text, scores_from_logits
 
 
-SCORES = ("log_odds", "logit", "probability")
 INPUT_FORMATS = ("joined", "pair", "completion")
 POSITIONS = ("first", "last")
 
@@ -122,16 +122,6 @@ def redistribute_by_attention(
     return rewards
 
 
-def _prompt_text(prompt) -> str:
-    return prompt if isinstance(prompt, str) else "\n".join(str(m.get("content", "")) for m in prompt)
-
-
-def _join(prompt: str, completion: str) -> tuple[str, int]:
-    """`prompt + completion` with one space between them unless either side already has one; and where it starts."""
-    separator = "" if not prompt or prompt[-1].isspace() or completion[:1].isspace() else " "
-    return prompt + separator + completion, len(prompt) + len(separator)
-
-
 class AttentionCreditReward(CompletionReward):
     """Dense: the sequence score of a reward model spread over the completion's tokens by its attention (ABC).
 
@@ -210,15 +200,7 @@ class AttentionCreditReward(CompletionReward):
         self.input_format, self.classification_position, self.batch_size = input_format, classification_position, batch_size
 
     def _scores(self, logits: torch.Tensor) -> torch.Tensor:
-        i = self.label_index  # logits: (B, C)
-        if self.score == "logit":
-            return logits[:, i]
-        if logits.shape[-1] == 1:
-            return logits[:, 0] if self.score == "log_odds" else logits[:, 0].sigmoid()
-        if self.score == "probability":
-            return logits.softmax(-1)[:, i]
-        others = torch.cat([logits[:, :i], logits[:, i + 1 :]], dim=-1)
-        return logits[:, i] - others.logsumexp(-1)
+        return scores_from_logits(logits, self.label_index, self.score)
 
     def _encode(self, prompts: list, texts: list[str]):
         """Tokenizes what the reward model reads; returns the encoding and where each completion starts in its segment."""

@@ -14,8 +14,49 @@ from .alignment import token_char_spans
 from .base import CompletionReward
 
 
-def _prompt_text(prompt) -> str:
+SCORES = ("log_odds", "logit", "probability")
+"""How a sequence classifier's logits become a reward: see [`scores_from_logits`]."""
+
+
+def prompt_text(prompt) -> str:
+    """A prompt as text: a string as it is, chat messages as their contents joined by newlines."""
     return prompt if isinstance(prompt, str) else "\n".join(str(m.get("content", "")) for m in prompt)
+
+
+def join_prompt_completion(prompt: str, completion: str) -> tuple[str, int]:
+    """`prompt + completion` with one space between them unless either side already has one; and where it starts.
+
+    >>> join_prompt_completion("the film", "is a joy")
+    ('the film is a joy', 9)
+    >>> join_prompt_completion("the film", " is a joy")
+    ('the film is a joy', 8)
+    """
+    separator = "" if not prompt or prompt[-1].isspace() or completion[:1].isspace() else " "
+    return prompt + separator + completion, len(prompt) + len(separator)
+
+
+def scores_from_logits(logits: torch.Tensor, label_index: int, score: str) -> torch.Tensor:
+    """One score per row of `logits` (B, C) for class `label_index`.
+
+    `"log_odds"`: `log p / (1 - p)` = `logit_i - logsumexp(other logits)` (2 labels: the logit difference; 1 label:
+    the logit itself); `"logit"`: the raw logit; `"probability"`: softmax (1 label: sigmoid) probability.
+
+    >>> scores_from_logits(torch.tensor([[1.0, 3.0]]), 1, "log_odds").tolist()
+    [2.0]
+    >>> scores_from_logits(torch.tensor([[1.0, 3.0]]), 1, "logit").tolist()
+    [3.0]
+    """
+    if score not in SCORES:
+        raise ValueError(f"score={score!r} is not one of {SCORES}.")
+    i = label_index
+    if score == "logit":
+        return logits[:, i]
+    if logits.shape[-1] == 1:
+        return logits[:, 0] if score == "log_odds" else logits[:, 0].sigmoid()
+    if score == "probability":
+        return logits.softmax(-1)[:, i]
+    others = torch.cat([logits[:, :i], logits[:, i + 1 :]], dim=-1)
+    return logits[:, i] - others.logsumexp(-1)
 
 
 def _pad_right(rows: list[list[int]], pad: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,7 +108,7 @@ class TokenClassifierReward(CompletionReward):
         out = []
         for prompt, ids in zip(prompts, completion_ids):
             text, spans = token_char_spans(self.policy_tokenizer, ids)
-            encoding = self.tokenizer(_prompt_text(prompt), text, return_offsets_mapping=True, truncation="only_first", return_tensors="pt")
+            encoding = self.tokenizer(prompt_text(prompt), text, return_offsets_mapping=True, truncation="only_first", return_tensors="pt")
             offsets, sequence_ids = encoding.pop("offset_mapping")[0].tolist(), encoding.sequence_ids(0)
             scores = self._scores(**encoding.to(device))[0].tolist()
             rewards = []
@@ -81,10 +122,10 @@ class TokenClassifierReward(CompletionReward):
 class SequenceRewardModelShaping(CompletionReward):
     """Dense from a sequence reward model by prefix differences: `r_t = R(x, y_<=t) - R(x, y_<t)`.
 
-    `R` is the score (logit `label_index`) of an `AutoModelForSequenceClassification` on the prompt and a prefix of
-    the completion. The per-token rewards telescope: `sum_t r_t = R(x, y) - R(x, empty)`, so every completion's
-    return is its sequence score minus a constant of the prompt. This is potential-based reward shaping (Ng,
-    Harada and Russell, 1999) with potential `Phi(s) = R(x, y_<t)` and gamma = 1: `F = Phi(s') - Phi(s)` changes
+    `R` is the score (by default the logit `label_index`) of an `AutoModelForSequenceClassification` on the prompt
+    and a prefix of the completion. The per-token rewards telescope: `sum_t r_t = R(x, y) - R(x, empty)`, so every
+    completion's return is its sequence score minus a constant of the prompt. This is potential-based reward shaping
+    (Ng, Harada and Russell, 1999) with potential `Phi(s) = R(x, y_<t)` and gamma = 1: `F = Phi(s') - Phi(s)` changes
     the return of every completion of a prompt by the same amount `-Phi(s_0)`, so the ranking of completions, and
     hence the optimal policy, is that of the sequence reward model, while the credit now arrives token by token
     (a token that makes the summary worse gets a negative reward right where it happens). With gamma < 1 the
@@ -97,13 +138,38 @@ class SequenceRewardModelShaping(CompletionReward):
         tokenizer, policy_tokenizer (*optional*): as in [`TokenClassifierReward`]. With the shared vocabulary the
             model must find the last token of right-padded rows (`config.pad_token_id` set).
         label_index (`int`, defaults to `0`).
+        score (`str`, defaults to `"logit"`): `"logit"`, `"log_odds"` or `"probability"` of `label_index`
+            ([`scores_from_logits`]); the same choices as [`AttentionCreditReward`], so the two can be compared.
+        input_format (`str`, defaults to `"pair"`): with the reward model's own tokenizer, `"pair"` reads
+            `(prompt, prefix)` as a text pair (the prompt is truncated first); `"joined"` reads prompt, one space and
+            prefix as one text, as [`AttentionCreditReward`]'s default (suits a classifier trained on single sentences).
     """
 
-    def __init__(self, model, tokenizer=None, policy_tokenizer=None, label_index: int = 0, batch_size: int = 64):
+    INPUT_FORMATS = ("pair", "joined")
+
+    def __init__(
+        self,
+        model,
+        tokenizer=None,
+        policy_tokenizer=None,
+        label_index: int = 0,
+        batch_size: int = 64,
+        score: str = "logit",
+        input_format: str = "pair",
+    ):
         if tokenizer is not None and policy_tokenizer is None:
             raise ValueError("A reward model with its own tokenizer needs policy_tokenizer=... to align tokens.")
+        if score not in SCORES:
+            raise ValueError(f"score={score!r} is not one of {SCORES}.")
+        if input_format not in self.INPUT_FORMATS:
+            raise ValueError(f"input_format={input_format!r} is not one of {self.INPUT_FORMATS}.")
+        if input_format != "pair" and tokenizer is None:
+            raise ValueError("input_format='joined' reads text: pass the reward model's tokenizer (and policy_tokenizer).")
         self.model, self.tokenizer, self.policy_tokenizer = model.eval(), tokenizer, policy_tokenizer
-        self.label_index, self.batch_size = label_index, batch_size
+        self.label_index, self.batch_size, self.score, self.input_format = label_index, batch_size, score, input_format
+
+    def _score_logits(self, logits: torch.Tensor) -> list[float]:
+        return scores_from_logits(logits.float(), self.label_index, self.score).tolist()
 
     @torch.no_grad()
     def _score_ids(self, rows: list[list[int]]) -> list[float]:
@@ -111,7 +177,7 @@ class SequenceRewardModelShaping(CompletionReward):
         scores = []
         for i in range(0, len(rows), self.batch_size):
             ids, mask = _pad_right(rows[i : i + self.batch_size], pad, self.model.device)
-            scores += self.model(input_ids=ids, attention_mask=mask).logits[:, self.label_index].float().tolist()
+            scores += self._score_logits(self.model(input_ids=ids, attention_mask=mask).logits)
         return scores
 
     @torch.no_grad()
@@ -119,8 +185,12 @@ class SequenceRewardModelShaping(CompletionReward):
         scores = []
         for i in range(0, len(prefixes), self.batch_size):
             chunk = prefixes[i : i + self.batch_size]
-            encoding = self.tokenizer([prompt] * len(chunk), chunk, truncation="only_first", padding=True, return_tensors="pt")
-            scores += self.model(**encoding.to(self.model.device)).logits[:, self.label_index].float().tolist()
+            if self.input_format == "pair":
+                encoding = self.tokenizer([prompt] * len(chunk), chunk, truncation="only_first", padding=True, return_tensors="pt")
+            else:
+                texts = [join_prompt_completion(prompt, prefix)[0] for prefix in chunk]
+                encoding = self.tokenizer(texts, truncation=True, padding=True, return_tensors="pt")
+            scores += self._score_logits(self.model(**encoding.to(self.model.device)).logits)
         return scores
 
     def __call__(self, prompts, completions, completion_ids, prompt_ids=None, **kwargs) -> list:
@@ -133,6 +203,6 @@ class SequenceRewardModelShaping(CompletionReward):
             else:
                 text, spans = token_char_spans(self.policy_tokenizer, ids)
                 prefixes = [""] + [text[:end] for _, end in spans]
-                prefix_scores = self._score_text(_prompt_text(prompts[index]), prefixes)
+                prefix_scores = self._score_text(prompt_text(prompts[index]), prefixes)
             out.append([b - a for a, b in zip(prefix_scores[:-1], prefix_scores[1:])])
         return out
