@@ -21,7 +21,7 @@ from transformers import (
 from transformers.pipelines import REMOVED_TASKS
 
 import trl_tokenlevel.question_answering.trainer as qa_trainer_module
-from tiny import perturb
+from tiny import assert_same_update, fixed_gumbel, perturb
 from trl_tokenlevel import QuestionAnsweringRLConfig, QuestionAnsweringRLTrainer, TokenLevelRLConfig, TokenLevelRLTrainer
 from trl_tokenlevel.data.squad import SquadFormatError
 from trl_tokenlevel.question_answering import answer_questions, context_kl, sample_spans, span_cross_entropy
@@ -178,8 +178,7 @@ def test_sampled_spans_stay_in_the_context_with_end_not_before_start(tmp_path, m
 def _deterministic_spans(start_logits, end_logits, context_mask, num_samples, temperature=1.0, max_answer_length=30,
                          generator=None):  # fmt: skip
     """Gumbel-max sampling with noise fixed per (sample, position): identical however the batch is split."""
-    noise_generator = torch.Generator().manual_seed(1234)
-    gumbel = -torch.log(-torch.log(torch.rand(2, num_samples, 1, 64, generator=noise_generator)))
+    gumbel = fixed_gumbel(2, num_samples, 1, 64)
     length = start_logits.shape[1]
     start_lp = start_log_probs(start_logits, context_mask, temperature)  # (B, T)
     starts = (start_lp.unsqueeze(0) + gumbel[0, :, :, :length]).argmax(-1)  # (K, B)
@@ -215,20 +214,11 @@ def test_gradient_accumulation_invariance(tmp_path, monkeypatch, kl_coef):
             perturb(trainer.model)
         trainer.train()
         results.append((trainer.state.log_history[0], {k: v.detach().clone() for k, v in trainer.model.named_parameters()}))
-    (log_a, params_a), (log_b, params_b) = results
-    assert log_a["loss"] == pytest.approx(log_b["loss"], rel=1e-4, abs=1e-6)
-    assert log_a["reward"] == pytest.approx(log_b["reward"], rel=1e-5)
+    (log_a, _), (log_b, _) = results
     assert log_a["ce_loss"] == pytest.approx(log_b["ce_loss"], rel=1e-5)
     answerable = sum(w["start_positions"] > 0 for w in train) / 8  # the others take CE to [CLS] but no PG term
     assert log_a["answerable_windows"] == pytest.approx(answerable) == log_b["answerable_windows"]
-    if kl_coef:
-        assert log_a["kl"] > 1e-3 and log_a["kl"] == pytest.approx(log_b["kl"], rel=1e-5)
-    start = tiny_qa_bert().state_dict()
-    moved = 0
-    for name, value in params_a.items():
-        torch.testing.assert_close(value, params_b[name], rtol=1e-4, atol=1e-5, msg=name)
-        moved += int(not torch.allclose(value, start[name]))
-    assert moved > 10  # the update is not trivially zero
+    assert_same_update(results, tiny_qa_bert().state_dict(), kl_coef)
 
 
 def test_bad_answer_offset_names_the_question(tmp_path):

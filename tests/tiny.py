@@ -87,3 +87,27 @@ def perturb(model: torch.nn.Module, seed: int = 7, scale: float = 0.05) -> None:
         for _, parameter in model.named_parameters():
             if parameter.requires_grad:
                 parameter.add_(scale * torch.randn(parameter.shape, generator=generator))
+
+
+def fixed_gumbel(*shape: int, seed: int = 1234) -> torch.Tensor:
+    """Gumbel(0, 1) noise of `shape` from its own generator: the same numbers in every call, so a Gumbel-max sampler
+    built on it draws the same action for a (sample, position, label) however the batch is split."""
+    generator = torch.Generator().manual_seed(seed)
+    return -torch.log(-torch.log(torch.rand(*shape, generator=generator)))
+
+
+def assert_same_update(results: list, start_state: dict, kl_coef: float) -> None:
+    """Gradient-accumulation check: `results` holds `(first log entry, parameters after the step)` for a 1 x 8 and a
+    2 x 4 run; the logged loss, reward (and KL) and every updated parameter must agree, and the update must be real."""
+    import pytest
+
+    (log_a, params_a), (log_b, params_b) = results
+    assert log_a["loss"] == pytest.approx(log_b["loss"], rel=1e-4, abs=1e-6)
+    assert log_a["reward"] == pytest.approx(log_b["reward"], rel=1e-5)
+    if kl_coef:
+        assert log_a["kl"] > 1e-3 and log_a["kl"] == pytest.approx(log_b["kl"], rel=1e-5)
+    moved = 0
+    for name, value in params_a.items():
+        torch.testing.assert_close(value, params_b[name], rtol=1e-4, atol=1e-5, msg=name)
+        moved += int(not torch.allclose(value, start_state[name]))
+    assert moved > 10  # the update is not trivially zero
