@@ -107,13 +107,15 @@ def make_prompts(config: CreditConfig) -> tuple[list[str], list[str]]:
     """The fixed prompt sets: the first `prompt_words` words of SST-2 train (training) and dev (held out) sentences.
 
     Sentences are PTB-detokenized, kept when they have at least `min_sentence_words` words, de-duplicated by prompt,
-    and shuffled with `prompt_seed` (the same for every run and arm); the first `num_*_prompts` are used.
+    and shuffled with `prompt_seed` (the same for every run and arm); the first `num_*_prompts` are used. SST-2 dev
+    shares treebank sentences with train, so a dev prompt that is also the prompt of any train sentence is left out
+    of the held-out set: no held-out prompt was ever trained on.
     """
     from sentiment_models import detokenize_ptb, load_splits
 
     splits = load_splits()
-    out = []
-    for split, count in (("train", config.num_train_prompts), ("validation", config.num_eval_prompts)):
+    pools = {}
+    for split in ("train", "validation"):
         seen, prompts = set(), []
         for sentence in splits[split][0]:
             words = detokenize_ptb(sentence).split()
@@ -125,9 +127,14 @@ def make_prompts(config: CreditConfig) -> tuple[list[str], list[str]]:
                 prompts.append(prompt)
         prompts.sort()
         random.Random(config.prompt_seed).shuffle(prompts)
-        if len(prompts) < count:
-            raise ValueError(f"SST-2 {split} gives {len(prompts)} prompts, fewer than the {count} asked for.")
-        out.append(prompts[:count])
+        pools[split] = prompts
+    train_pool = set(pools["train"])
+    pools["validation"] = [p for p in pools["validation"] if p not in train_pool]
+    out = []
+    for split, count in (("train", config.num_train_prompts), ("validation", config.num_eval_prompts)):
+        if len(pools[split]) < count:
+            raise ValueError(f"SST-2 {split} gives {len(pools[split])} prompts, fewer than the {count} asked for.")
+        out.append(pools[split][:count])
     return out[0], out[1]
 
 
@@ -496,6 +503,7 @@ def main(argv=None) -> None:
     rep = sub.add_parser("report", help="table (stdout) and plots from the JSONs")
     rep.add_argument("--results_dir", default=str(RESULTS_DIR))
     rep.add_argument("--plot_dir", default=str(REPO_ROOT / "docs"))
+    rep.add_argument("--write", default=None, help="markdown file whose text between the table markers is replaced")
     opts = parser.parse_args(argv)
     logging.getLogger("transformers").setLevel(logging.ERROR)
     if opts.command == "run":
@@ -506,7 +514,23 @@ def main(argv=None) -> None:
             for arm in opts.arms:
                 run(CreditConfig.from_yaml(CONFIG_DIR / f"{arm}.yaml", seed=seed), Path(opts.results_dir))
     else:
-        print(report(Path(opts.results_dir), Path(opts.plot_dir)))
+        table = report(Path(opts.results_dir), Path(opts.plot_dir))
+        print(table)
+        if opts.write:
+            write_table(Path(opts.write), table)
+
+
+TABLE_BEGIN, TABLE_END = "<!-- credit_assignment table: begin -->", "<!-- credit_assignment table: end -->"
+
+
+def write_table(path: Path, table: str) -> None:
+    """Replace the text between the two table markers of `path` (generated; edit the script, not the doc)."""
+    text = path.read_text(encoding="utf-8")
+    if TABLE_BEGIN not in text or TABLE_END not in text:
+        raise ValueError(f"{path} has no {TABLE_BEGIN} ... {TABLE_END} markers: add them where the table goes.")
+    head, rest = text.split(TABLE_BEGIN, 1)
+    _, tail = rest.split(TABLE_END, 1)
+    path.write_text(f"{head}{TABLE_BEGIN}\n{table}\n{TABLE_END}{tail}", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,87 @@
+"""benchmarks/credit_assignment.py without models: fixed prompt sets, configs, resume by name, and the report."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+CONFIGS = ROOT / "benchmarks" / "configs" / "credit_assignment"
+
+import credit_assignment as bench  # noqa: E402
+
+
+def test_every_arm_config_differs_from_the_default_only_in_the_arm():
+    default = bench.CreditConfig()
+    for arm in bench.ARMS:
+        config = bench.CreditConfig.from_yaml(CONFIGS / f"{arm}.yaml", seed=2)
+        assert config.arm == arm and config.seed == 2
+        changed = {k for k, v in vars(config).items() if v != getattr(default, k)} - {"arm", "seed"}
+        assert changed == set(), (arm, changed)  # abc.yaml restates the default beta
+    assert default.max_steps >= 100
+
+
+def test_bad_configs_are_refused(tmp_path):
+    (tmp_path / "typo.yaml").write_text("arm: abc\nlearning_rte: 1.0\n")
+    with pytest.raises(ValueError, match="unknown keys \\['learning_rte'\\]"):
+        bench.CreditConfig.from_yaml(tmp_path / "typo.yaml")
+    (tmp_path / "arm.yaml").write_text("arm: ppo\n")
+    with pytest.raises(ValueError, match="arm='ppo' is not one of"):
+        bench.CreditConfig.from_yaml(tmp_path / "arm.yaml")
+
+
+def test_prompt_sets_are_fixed_disjoint_and_the_same_for_every_seed():
+    from trl_tokenlevel.data.sst2 import default_sst2_dir
+
+    if default_sst2_dir() is None:
+        pytest.skip("the shared SST-2 copy (../shared/data/sst2) is absent")
+    train, held_out = bench.make_prompts(bench.CreditConfig(seed=1))
+    again = bench.make_prompts(bench.CreditConfig(seed=3, arm="abc"))
+    assert (train, held_out) == again
+    assert len(train) == 512 and len(held_out) == 128 and len(set(train)) == 512
+    assert all(len(p.split()) == 4 for p in train + held_out)
+    assert not set(held_out) & set(train)
+
+
+def test_distinct_n():
+    assert bench.distinct_n(["a b c", "a b d"]) == pytest.approx(3 / 4)
+    assert bench.distinct_n(["a"]) == 0.0
+
+
+def fake_result(arm, seed, finals):
+    curve = [{"step": 0, "train_seconds": 0.0, "rm_score": 0.2, "rm_positive": 0.5, "judge_positive": 0.5, "kl": 0.0,
+              "distinct2": 0.9, "length": 16.0}]
+    for step, score in finals:
+        curve.append({**curve[0], "step": step, "train_seconds": step * 8.0, "rm_score": score, "kl": 0.1 * step})
+    return {"name": f"{arm}_seed{seed}", "config": {"arm": arm, "seed": seed}, "curve": curve}
+
+
+def test_report_reads_every_json_and_counts_steps_to_the_baselines_final_score(tmp_path):
+    runs = {("sequence_last", 1): [(50, 0.5), (100, 1.0)], ("sequence_last", 2): [(50, 0.7), (100, 1.2)],
+            ("abc", 1): [(50, 1.2), (100, 1.5)], ("abc", 2): [(50, 0.9), (100, 1.3)]}
+    for (arm, seed), finals in runs.items():
+        (tmp_path / f"{arm}_seed{seed}.json").write_text(json.dumps(fake_result(arm, seed, finals)))
+    table = bench.report(tmp_path, plot_dir=tmp_path)
+    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()}
+    assert "1.100 ± 0.141" in rows["sequence_last"]  # final RM score: mean ± std over the two seeds
+    assert rows["abc"].endswith("| 50, 100 |")  # target 1.1: seed 1 reaches it at step 50, seed 2 at 100
+    assert rows["sequence_last"].endswith("| not reached, 100 |")  # seed 1 ends at 1.0, under the mean
+    assert (tmp_path / "credit_assignment_steps.png").is_file() and (tmp_path / "credit_assignment_seconds.png").is_file()
+    doc = tmp_path / "doc.md"
+    doc.write_text(f"intro\n{bench.TABLE_BEGIN}\nold\n{bench.TABLE_END}\noutro\n")
+    bench.write_table(doc, table)
+    assert doc.read_text() == f"intro\n{bench.TABLE_BEGIN}\n{table}\n{bench.TABLE_END}\noutro\n"
+
+
+def test_a_finished_or_running_run_is_skipped(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(bench, "train_one", lambda config: calls.append(config.name) or {"name": config.name})
+    config = bench.CreditConfig(arm="abc", seed=5)
+    bench.run(config, tmp_path)
+    assert calls == ["abc_seed5"] and json.loads((tmp_path / "abc_seed5.json").read_text())["name"] == "abc_seed5"
+    bench.run(config, tmp_path)
+    (tmp_path / "shaping_seed5.running").touch()
+    bench.run(bench.CreditConfig(arm="shaping", seed=5), tmp_path)
+    assert calls == ["abc_seed5"] and not (tmp_path / "abc_seed5.running").exists()
