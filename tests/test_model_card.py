@@ -113,3 +113,13 @@ def test_snippets_match_how_the_model_was_trained():
                             reward_functions=[], config_values={}, adapter_only=True, id2label=labels)
     meta = card.data.to_dict()
     assert "base_model" not in meta and "model-index" not in meta  # a local path and no dataset: not claimed
+
+
+def test_predict_metrics_are_the_test_split_as_in_run_ner():
+    """`run_ner.py` (and the NER recipe) call the test split `predict`: its scores go to model-index as `test`."""
+    from trl_tokenlevel.hub.model_card import model_index_results
+
+    results = model_index_results("token-classification", {"eval_f1": 0.8, "predict_f1": 0.7, "predict_loss": 0.3},
+                                  "eriktks/conll2003")
+    assert {(r.dataset_split, r.metric_type, r.metric_value) for r in results} == {("validation", "f1", 0.8),
+                                                                                   ("test", "f1", 0.7)}

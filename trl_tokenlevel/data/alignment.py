@@ -217,8 +217,9 @@ def prepare_token_classification_dataset(
     truncated_words = sum(total - kept for total, kept in zip(num_words, num_words_kept))
     if truncated_sentences:
         logger.warning(
-            "Truncation at max_length=%d dropped %d words from %d of %d sentences; those words get no label and are "
-            "neither trained on nor scored. Fix: raise max_length.",
+            "Truncation at max_length=%d dropped %d words from %d of %d sentences; those words get no label. "
+            "TokenClassificationRLTrainer truncates only for training (the cut words are not trained on); its "
+            "evaluation and prediction use a sliding window and score every word. Fix: raise max_length.",
             max_length,
             truncated_words,
             truncated_sentences,

@@ -41,7 +41,7 @@ MODEL_INDEX_METRICS = (
     "rougeLsum", "bleu", "chrf",
 )
 """Headline metrics put in `model-index` (the rest, e.g. per-entity-type scores, stay in `trl_tokenlevel.metrics`)."""
-SPLITS = {"eval": "validation", "test": "test"}
+SPLITS = {"eval": "validation", "test": "test", "predict": "test"}  # predict_: run_ner.py's name for test
 KNOWN_LICENSES = {hub_id: "apache-2.0" for hub_id in PACKAGED_HUB_IDS}
 """Licences of the packaged bases (both Apache-2.0); a fine-tune inherits its base's licence unless told otherwise."""
 METHOD = {
@@ -352,8 +352,8 @@ def model_card_from_trainer(trainer, model_name: str, dataset: str | None = None
     if quantization is None:
         quantization = "k-bit (bitsandbytes)" if is_quantized(model) else None
     metrics: dict[str, float] = {}
-    for entry in trainer.state.log_history:  # last value of every eval_/test_ metric
-        metrics.update({k: v for k, v in entry.items() if k.startswith(("eval_", "test_")) and "runtime" not in k
+    for entry in trainer.state.log_history:  # last value of every eval_/test_/predict_ metric
+        metrics.update({k: v for k, v in entry.items() if k.partition("_")[0] in SPLITS and "runtime" not in k
                         and "per_second" not in k})
     task = task_of(model)
     args_dict = training_args_dict(args)  # JSON-safe values (enums as strings)

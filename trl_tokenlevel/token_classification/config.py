@@ -19,8 +19,8 @@ class TokenClassificationRLConfig(SupervisedRLConfig):
     where every term is a sum over active tokens (word positions with a gold label) divided by the number of
     active tokens in the whole optimizer step, across gradient accumulation and processes.
 
-    Added parameters: data (`max_length`, `label_all_tokens`), the reference (`precompute_reference_logprobs`,
-    `reset_reference_at_rl_start`).
+    Added parameters: data (`max_length`, `eval_stride`, `label_all_tokens`), the reference
+    (`precompute_reference_logprobs`, `reset_reference_at_rl_start`).
     """
 
     trainer_name: ClassVar[str] = "TokenClassificationRLTrainer (token classifiers)"
@@ -30,7 +30,16 @@ class TokenClassificationRLConfig(SupervisedRLConfig):
         default=128,
         metadata={
             "help": "Maximum sub-word length when the trainer tokenizes `tokens`/`ner_tags` datasets itself. Longer "
-            "sentences are truncated and counted in one warning."
+            "training sentences are truncated (counted in one warning: their cut words are not trained on); longer "
+            "evaluation and prediction sentences are split into windows (see eval_stride), so every word is scored."
+        },
+    )
+    eval_stride: int = field(
+        default=32,
+        metadata={
+            "help": "Sub-tokens shared by consecutive windows when evaluation or prediction splits a sentence longer "
+            "than max_length. Each word is read from the window where it has the most context; more overlap = more "
+            "context near a window's edge, more windows. Must be smaller than max_length minus the special tokens."
         },
     )
     label_all_tokens: bool = field(
@@ -61,6 +70,11 @@ class TokenClassificationRLConfig(SupervisedRLConfig):
     def validate_path(self) -> None:
         # explicit, not super(): in the union TokenLevelRLConfig the next class in the MRO is another path's config
         SupervisedRLConfig.validate_path(self)
+        if not 0 <= self.eval_stride < self.max_length:
+            raise ValueError(
+                f"eval_stride={self.eval_stride} must be >= 0 and smaller than max_length={self.max_length} (minus the "
+                f"tokenizer's special tokens). Fix: lower eval_stride, e.g. to {self.max_length // 4}."
+            )
         if self.reset_reference_at_rl_start and self.kl_coef == 0:
             raise ValueError("reset_reference_at_rl_start needs kl_coef > 0 (the reference is only used by the KL).")
         if self.precompute_reference_logprobs and self.kl_coef == 0:

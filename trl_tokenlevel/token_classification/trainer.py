@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import torch
-from transformers import PreTrainedModel
+from transformers import EvalPrediction, PreTrainedModel
+from transformers.trainer_utils import EvalLoopOutput
 
 from ..core import (
     IGNORE_INDEX,
@@ -42,6 +44,7 @@ from ..supervised import SupervisedRLTrainer, sync_label_names
 from .collator import FORWARD_KEYS, MODEL_INPUT_KEYS, TokenClassificationRLCollator
 from .config import TokenClassificationRLConfig
 from .reference_cache import REFERENCE_INDEX_COLUMN, ReferenceLogprobCache
+from .windows import SENTENCE_COLUMN, merge_windows, prepare_eval_windows, split_sentences
 
 
 logger = logging.getLogger(__name__)
@@ -73,6 +76,8 @@ class TokenClassificationRLTrainer(SupervisedRLTrainer):
         args ([`TokenClassificationRLConfig`] or [`TokenLevelRLConfig`], *optional*): training configuration.
         train_dataset, eval_dataset (`datasets.Dataset`, *optional*): either tokenized (`input_ids`, `labels`) or raw
             (`tokens`, `ner_tags`); raw datasets are tokenized with `processing_class` (first sub-token labelled).
+            A raw training sentence longer than `args.max_length` is truncated (counted in a warning); a raw
+            evaluation sentence is split into windows ([`prepare_dataset`]), so evaluation scores every word.
         processing_class (`PreTrainedTokenizerBase`, *optional*): loaded from the model's path if not given.
         reward_weights (`Sequence[float]`, *optional*): overrides `args.reward_weights`.
         peft_config (`peft.PeftConfig`, *optional*): wraps the model with PEFT; the KL reference is then the base
@@ -145,26 +150,69 @@ class TokenClassificationRLTrainer(SupervisedRLTrainer):
         )
 
     def prepare_datasets(self, train_dataset, eval_dataset, processing_class, args):
-        """Tokenizes raw `tokens`/`ner_tags` datasets (first sub-token labelled) and, for the reference cache,
-        numbers the training examples."""
+        """Tokenizes raw `tokens`/`ner_tags` datasets (first sub-token labelled; training truncated, evaluation in
+        windows) and, for the reference cache, numbers the training examples."""
         train_dataset = tokenize_if_raw(train_dataset, processing_class, args)
         if args.precompute_reference_logprobs and train_dataset is not None:
             train_dataset = train_dataset.map(
                 lambda _, index: {REFERENCE_INDEX_COLUMN: index}, with_indices=True, desc="Indexing for the cache"
             )
         if isinstance(eval_dataset, dict):
-            eval_dataset = {k: tokenize_if_raw(v, processing_class, args) for k, v in eval_dataset.items()}
+            eval_dataset = {
+                k: tokenize_if_raw(v, processing_class, args, windows=True) for k, v in eval_dataset.items()
+            }
         else:
-            eval_dataset = tokenize_if_raw(eval_dataset, processing_class, args)
+            eval_dataset = tokenize_if_raw(eval_dataset, processing_class, args, windows=True)
         return train_dataset, eval_dataset
 
     def default_data_collator(self, processing_class):
         return TokenClassificationRLCollator(processing_class)
 
     def prepare_dataset(self, dataset):
-        """Tokenizes a raw `tokens`/`ner_tags` dataset the way the trainer does for its own datasets (first
-        sub-token labelled, `max_length` truncation counted in a warning); tokenized datasets pass through."""
-        return tokenize_if_raw(dataset, self.processing_class, self.args)
+        """Tokenizes a raw `tokens`/`ner_tags` dataset for `evaluate` / `predict`, as the trainer does its
+        `eval_dataset`: first sub-token labelled; a sentence longer than `max_length` becomes several rows (windows
+        overlapping by `eval_stride`, counted in a warning) in which each word is labelled once, in the window where
+        it has the most context, and `evaluation_loop` joins them again. Tokenized datasets pass through."""
+        return tokenize_if_raw(dataset, self.processing_class, self.args, windows=True)
+
+    def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
+                        metric_key_prefix="eval") -> EvalLoopOutput:
+        """Trainer's loop, except on a dataset whose sentences span several windows ([`prepare_dataset`]): the
+        windows of each sentence are laid end to end again ([`merge_windows`]) before `compute_metrics` and in the
+        returned predictions and labels, so the metric sees one row per sentence holding every gold word once."""
+        loop = partial(super().evaluation_loop, dataloader, description, prediction_loss_only, ignore_keys,
+                       metric_key_prefix)
+        sentence_index = split_sentences(getattr(dataloader, "dataset", None))
+        if sentence_index is None:
+            return loop()
+        if self.args.batch_eval_metrics or not self.args.eval_do_concat_batches:
+            raise ValueError(
+                "Some evaluation sentences are split into windows, which are joined again before the metric; that "
+                "needs every batch at once. Fix: batch_eval_metrics=False and eval_do_concat_batches=True (defaults)."
+            )
+        compute_metrics, merged = self.compute_metrics, {}
+
+        def on_sentences(prediction: EvalPrediction):
+            width = prediction.label_ids.shape[1]
+            merged["predictions"] = merge_windows(prediction.predictions, sentence_index, width)
+            merged["label_ids"] = merge_windows(prediction.label_ids, sentence_index)
+            return compute_metrics(EvalPrediction(
+                merged["predictions"], merged["label_ids"], inputs=merge_windows(prediction.inputs, sentence_index),
+                losses=prediction.losses,
+            ))
+
+        self.compute_metrics = on_sentences if compute_metrics is not None else None
+        try:
+            output = loop()
+        finally:
+            self.compute_metrics = compute_metrics
+        if not merged and output.label_ids is not None:  # no compute_metrics: join the windows all the same
+            width = output.label_ids.shape[1]
+            merged = {"predictions": merge_windows(output.predictions, sentence_index, width),
+                      "label_ids": merge_windows(output.label_ids, sentence_index)}
+        return EvalLoopOutput(predictions=merged.get("predictions", output.predictions),
+                              label_ids=merged.get("label_ids", output.label_ids), metrics=output.metrics,
+                              num_samples=output.num_samples)
 
     # ------------------------------------------------------------------ the step
 
@@ -315,11 +363,23 @@ def check_same_columns(rows: list[dict], what: str = "in the order given") -> No
             )
 
 
-def tokenize_if_raw(dataset, tokenizer, args):
-    """Tokenizes a raw `tokens`/`ner_tags` dataset with `args.max_length` / `args.label_all_tokens`; a tokenized
-    dataset (with `input_ids`) or `None` passes through."""
+def tokenize_if_raw(dataset, tokenizer, args, windows: bool = False):
+    """Tokenizes a raw `tokens`/`ner_tags` dataset with `args.max_length` / `args.label_all_tokens`: truncating long
+    sentences (training), or with `windows=True` splitting them into windows of `args.eval_stride` overlap
+    (evaluation and prediction). A tokenized dataset (with `input_ids`) or `None` passes through."""
     if dataset is None or "input_ids" in getattr(dataset, "column_names", ["input_ids"]):
         return dataset
-    return prepare_token_classification_dataset(
-        dataset, tokenizer, max_length=args.max_length, label_all_tokens=args.label_all_tokens, remove_columns=False
+    if not windows:
+        return prepare_token_classification_dataset(
+            dataset, tokenizer, max_length=args.max_length, label_all_tokens=args.label_all_tokens, remove_columns=False
+        )
+    dataset = prepare_eval_windows(
+        dataset, tokenizer, max_length=args.max_length, stride=args.eval_stride, label_all_tokens=args.label_all_tokens
     )
+    if args.remove_unused_columns and split_sentences(dataset) is not None:
+        raise ValueError(
+            f"Some evaluation sentences are longer than max_length={args.max_length} and split into windows, which "
+            f"are joined again by their `{SENTENCE_COLUMN}` column; remove_unused_columns=True would drop it. Fix: "
+            "remove_unused_columns=False (the default)."
+        )
+    return dataset
