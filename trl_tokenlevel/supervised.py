@@ -18,6 +18,7 @@ import torch
 from .base_config import TokenLevelRLBaseConfig
 from .core import BASELINES
 from .dynamic.schedules import build_schedule, parse_json_field
+from .models.loading import load_pretrained
 from .trainer import TokenLevelRLTrainer
 
 
@@ -86,6 +87,31 @@ class SupervisedRLTrainer(TokenLevelRLTrainer):
     denominator (Trainer's `num_items_in_batch`: the step's count of labelled positions or examples)."""
 
     coefficient_names = ("rl", "ce")
+    auto_model_class: str = ""
+    """Subclasses: the `transformers` auto class that loads a model given by name (e.g. `"AutoModelForTokenClassification"`)."""
+    label_list: list[str] | None = None
+
+    def prepare_model(self, model, args, peft_config=None):
+        """The base preparation, then the label names written into the config (saved models and pipelines name the
+        real labels; a different set of names is refused by [`sync_label_names`])."""
+        model = super().prepare_model(model, args, peft_config)
+        if self.label_list is None:
+            raise ValueError(
+                "Could not find the label names: pass `label_list=[...]`, use a dataset whose label column is a "
+                "ClassLabel, or a model whose config has a real `id2label`."
+            )
+        sync_label_names(model.config, self.label_list)
+        return model
+
+    def load_model(self, name: str, args):
+        """A model given by name: `auto_model_class` with a head of `len(label_list)` labels named after them."""
+        import transformers
+
+        labels = self.label_list
+        return load_pretrained(
+            getattr(transformers, self.auto_model_class), name, args, num_labels=len(labels),
+            id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)},
+        )
 
     def rl_active(self) -> bool:
         """Whether the RL term is on at the current step (`rl_start_step` / `rl_start_epoch`, `rl_coef_schedule`)."""

@@ -40,9 +40,8 @@ from ..core import (
     token_advantages,
 )
 from ..metrics.classification import build_classification_compute_metrics
-from ..models.loading import load_pretrained
 from ..rewards.sequence import CorrectLabelReward, compute_sequence_rewards
-from ..supervised import SupervisedRLTrainer, sync_label_names
+from ..supervised import SupervisedRLTrainer
 from .config import SequenceClassificationRLConfig
 
 logger = logging.getLogger(__name__)
@@ -166,6 +165,8 @@ class SequenceClassificationRLTrainer(SupervisedRLTrainer):
     model_kind = "text-classification"
     config_class = SequenceClassificationRLConfig
 
+    auto_model_class = "AutoModelForSequenceClassification"
+
     def __init__(
         self,
         model: PreTrainedModel | str,
@@ -201,20 +202,6 @@ class SequenceClassificationRLTrainer(SupervisedRLTrainer):
         self.model_accepts_loss_kwargs = True
 
     # ------------------------------------------------------------------ set-up hooks
-    def prepare_model(self, model, args, peft_config=None):
-        model = super().prepare_model(model, args, peft_config)
-        sync_label_names(model.config, self.label_list)  # saved models (and pipelines) name the real labels
-        return model
-
-    def load_model(self, name: str, args) -> PreTrainedModel:
-        from transformers import AutoModelForSequenceClassification
-
-        labels = self.label_list
-        return load_pretrained(
-            AutoModelForSequenceClassification, name, args, num_labels=len(labels), id2label=dict(enumerate(labels)),
-            label2id={n: i for i, n in enumerate(labels)},
-        )
-
     def prepare_datasets(self, train_dataset, eval_dataset, processing_class, args):
         if isinstance(eval_dataset, dict):
             eval_dataset = {k: tokenize_if_raw(v, processing_class, args, self.label_list) for k, v in eval_dataset.items()}

@@ -38,9 +38,8 @@ from ..core import (
 )
 from ..data.alignment import prepare_token_classification_dataset, tokenize_and_align_labels
 from ..metrics.ner import build_compute_metrics, preprocess_logits_for_metrics as argmax_logits
-from ..models.loading import load_pretrained
 from ..rewards.token import EntitySpanReward, TokenAccuracyReward, compute_token_rewards
-from ..supervised import SupervisedRLTrainer, sync_label_names
+from ..supervised import SupervisedRLTrainer
 from .collator import FORWARD_KEYS, MODEL_INPUT_KEYS, TokenClassificationRLCollator
 from .config import TokenClassificationRLConfig
 from .reference_cache import REFERENCE_INDEX_COLUMN, ReferenceLogprobCache
@@ -90,6 +89,8 @@ class TokenClassificationRLTrainer(SupervisedRLTrainer):
     model_kind = "token-classification"
     config_class = TokenClassificationRLConfig
 
+    auto_model_class = "AutoModelForTokenClassification"
+
     def __init__(
         self,
         model: PreTrainedModel | str,
@@ -130,25 +131,6 @@ class TokenClassificationRLTrainer(SupervisedRLTrainer):
         self._reference_was_reset = False
 
     # ------------------------------------------------------------------ set-up hooks
-    def prepare_model(self, model, args, peft_config=None):
-        model = super().prepare_model(model, args, peft_config)
-        if self.label_list is None:
-            raise ValueError(
-                "Could not find the label names: pass `label_list=[...]`, use a dataset whose `ner_tags` column is a "
-                "ClassLabel, or a model whose config has a real `id2label`."
-            )
-        sync_label_names(model.config, self.label_list)
-        return model
-
-    def load_model(self, name: str, args) -> PreTrainedModel:
-        from transformers import AutoModelForTokenClassification
-
-        labels = self.label_list
-        return load_pretrained(
-            AutoModelForTokenClassification, name, args, num_labels=len(labels), id2label=dict(enumerate(labels)),
-            label2id={n: i for i, n in enumerate(labels)},
-        )
-
     def prepare_datasets(self, train_dataset, eval_dataset, processing_class, args):
         """Tokenizes raw `tokens`/`ner_tags` datasets (first sub-token labelled; training truncated, evaluation in
         windows) and, for the reference cache, numbers the training examples."""
