@@ -425,8 +425,8 @@ def report(results_dir: Path = RESULTS_DIR, plot_dir: Path | None = None) -> str
     order = [arm for arm in ARMS if arm in by_arm]
     lines = [
         "| arm | seeds | steps | RM log-odds | RM positive | judge positive | KL to start | distinct-2 | length | "
-        "train s/step | steps to reach sequence_last's final RM score |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "RM log-odds at mid-run | judge positive at mid-run | train s/step | steps to reach sequence_last's final RM score |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     target = None
     if "sequence_last" in by_arm:
@@ -434,19 +434,21 @@ def report(results_dir: Path = RESULTS_DIR, plot_dir: Path | None = None) -> str
     start = by_arm[order[0]][0]["curve"][0]
     lines.append(
         f"| start (step 0) | - | 0 | {start['rm_score']:.3f} | {start['rm_positive']:.3f} | {start['judge_positive']:.3f} | "
-        f"0 | {start['distinct2']:.3f} | {start['length']:.1f} | - | - |"
+        f"0 | {start['distinct2']:.3f} | {start['length']:.1f} | - | - | - | - |"
     )
     for arm in order:
         runs = by_arm[arm]
         finals = [r["curve"][-1] for r in runs]
         cells = [_mean_std([f[m] for f in finals]) for m in CURVE_METRICS]
         per_step = _mean_std([f["train_seconds"] / max(f["step"], 1) for f in finals])
+        mids = [r["curve"][(len(r["curve"]) - 1) // 2] for r in runs]
+        mid = f"{_mean_std([m['rm_score'] for m in mids])} (step {mids[0]['step']}) | {_mean_std([m['judge_positive'] for m in mids])}"
         reach = "-"
         if target is not None:
             steps = [steps_to_reach(r["curve"], target) for r in runs]
             reach = ", ".join("not reached" if s is None else str(s) for s in steps)
         seeds = ",".join(str(r["config"]["seed"]) for r in runs)
-        lines.append(f"| {arm} | {seeds} | {finals[0]['step']} | " + " | ".join(cells) + f" | {per_step} | {reach} |")
+        lines.append(f"| {arm} | {seeds} | {finals[0]['step']} | " + " | ".join(cells) + f" | {mid} | {per_step} | {reach} |")
     table = "\n".join(lines)
     if plot_dir is not None:
         plot(by_arm, order, Path(plot_dir))
@@ -481,6 +483,22 @@ def plot(by_arm: dict, order: list[str], plot_dir: Path) -> None:
         fig.tight_layout()
         fig.savefig(plot_dir / f"credit_assignment_{suffix}.png", dpi=110)
         plt.close(fig)
+    # reward against KL: a denser credit that only moves further from the start is not better
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    for ax, (metric, label) in zip(axes, (("rm_score", "reward model: mean log-odds positive"),
+                                           ("judge_positive", "judge: share positive"))):
+        for arm in order:
+            kl = [p["kl"] for r in by_arm[arm] for p in r["curve"]]
+            values = [p[metric] for r in by_arm[arm] for p in r["curve"]]
+            ax.scatter(kl, values, s=14, label=arm, alpha=0.8)
+        ax.set_xlabel("KL to the starting policy (nats / completion)")
+        ax.set_title(label, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Every held-out evaluation of every seed: reward against KL", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(plot_dir / "credit_assignment_kl.png", dpi=110)
+    plt.close(fig)
 
 
 # > CLI

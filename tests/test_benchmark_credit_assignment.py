@@ -68,7 +68,8 @@ def test_report_reads_every_json_and_counts_steps_to_the_baselines_final_score(t
     assert "1.100 ± 0.141" in rows["sequence_last"]  # final RM score: mean ± std over the two seeds
     assert rows["abc"].endswith("| 50, 100 |")  # target 1.1: seed 1 reaches it at step 50, seed 2 at 100
     assert rows["sequence_last"].endswith("| not reached, 100 |")  # seed 1 ends at 1.0, under the mean
-    assert (tmp_path / "credit_assignment_steps.png").is_file() and (tmp_path / "credit_assignment_seconds.png").is_file()
+    for plot in ("steps", "seconds", "kl"):
+        assert (tmp_path / f"credit_assignment_{plot}.png").is_file(), plot
     doc = tmp_path / "doc.md"
     doc.write_text(f"intro\n{bench.TABLE_BEGIN}\nold\n{bench.TABLE_END}\noutro\n")
     bench.write_table(doc, table)
