@@ -66,7 +66,7 @@ def test_the_paths_split_the_fields():
             "label_all_tokens"} == set(TOKEN_ONLY)
     assert {"prompt_column", "max_new_tokens", "advantage_estimator", "kl_placement", "num_ppo_epochs", "cliprange",
             "vf_coef", "gamma", "lam", "top_p", "top_k", "sequence_reward_placement", "group_baseline",
-            "max_prompt_length", "cliprange_value"} == set(GENERATION_ONLY)
+            "max_prompt_length", "cliprange_value", "generation_kwargs"} == set(GENERATION_ONLY)
     shared = {f.name for f in dataclasses.fields(TokenLevelRLBaseConfig)}
     assert {"num_samples", "rl_coef", "kl_coef", "load_in_8bit", "reward_weights"} <= shared
     with pytest.raises(TypeError, match="prompt_column"):

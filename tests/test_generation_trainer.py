@@ -5,7 +5,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from tiny_lm import lm_tokenizer, prompt_dataset, tiny_llama
-from trl_tokenlevel import TokenLevelRLConfig, TokenLevelRLTrainer
+from trl_tokenlevel import GenerationRLConfig, TokenLevelRLConfig, TokenLevelRLTrainer
 from trl_tokenlevel.generation.rollout import policy_forward, sample_completions, token_logprobs, tokenize_prompts
 from trl_tokenlevel.generation.value_head import VALUE_HEAD_FILE, ValueHead
 
@@ -212,3 +212,26 @@ def test_resuming_a_gae_run_from_a_checkpoint_without_a_value_head_says_so(tmp_p
     (checkpoint / "token_level_rl_run.json").unlink()  # a checkpoint from before run files: the value head is named
     with pytest.raises(FileNotFoundError, match="has no value_head.safetensors, but this run trains a value head"):
         gae.train(resume_from_checkpoint=str(checkpoint))
+
+
+def test_generation_kwargs_reach_the_rollout_and_keys_the_trainer_sets_are_refused(tmp_path):
+    """min_new_tokens through generation_kwargs gives equal lengths on a model that prefers EOS; the log-probs are the
+    plain tempered policy's; keys the trainer owns and misspelt keys are refused."""
+    model = tiny_llama()
+    with torch.no_grad():
+        model.lm_head.weight[3] += 5.0 * model.model.norm.weight  # EOS (id 3) very likely at every step
+    lengths = {}
+    for name, kwargs in (("plain", None), ("fixed", '{"min_new_tokens": 6}')):  # a JSON string, as from the CLI
+        trainer = make_trainer(tmp_path / name, model=model, generation_kwargs=kwargs, max_steps=1)
+        torch.manual_seed(0)
+        rollout, _, _ = trainer.sample_and_score(list(prompt_dataset(4)))
+        lengths[name] = rollout.completion_mask.sum(1).tolist()
+        with torch.no_grad():
+            logits, _ = policy_forward(model, vars(rollout))
+        forward = token_logprobs(logits, rollout.completion_ids, 1.0) * rollout.completion_mask
+        torch.testing.assert_close(forward, rollout.old_logprobs, atol=1e-5, rtol=1e-4)
+    assert sum(n < 6 for n in lengths["plain"]) >= 4 and lengths["fixed"] == [6] * 16  # EOS stops many, then none
+    with pytest.raises(ValueError, match=r"\['max_new_tokens'\].*use the max_new_tokens field"):
+        GenerationRLConfig(output_dir=str(tmp_path), generation_kwargs={"max_new_tokens": 9})
+    with pytest.raises(ValueError, match=r"\['min_new_token'\] are not GenerationConfig arguments"):
+        GenerationRLConfig(output_dir=str(tmp_path), generation_kwargs={"min_new_token": 6})

@@ -7,7 +7,24 @@ from typing import ClassVar
 
 from ..base_config import TokenLevelRLBaseConfig
 from ..rewards.completion.base import PLACEMENTS
+from ..dynamic.schedules import parse_json_field
 from .advantages import ADVANTAGE_ESTIMATORS, GROUP_BASELINES, KL_PLACEMENTS
+
+
+GENERATION_KEYS_SET_BY_THE_TRAINER = {
+    "do_sample": "rollouts always sample",
+    "temperature": "use the temperature field",
+    "top_p": "use the top_p field",
+    "top_k": "use the top_k field",
+    "max_new_tokens": "use the max_new_tokens field",
+    "max_length": "use max_new_tokens",
+    "num_return_sequences": "use num_samples",
+    "num_beams": "beam search does not sample from the policy",
+    "eos_token_id": "the trainer passes the tokenizer's and the model's EOS ids",
+    "pad_token_id": "the trainer passes the tokenizer's pad id",
+    "output_logits": "the trainer needs the logits",
+    "return_dict_in_generate": "the trainer needs the dict",
+}
 
 
 @dataclass
@@ -53,6 +70,15 @@ class GenerationRLConfig(TokenLevelRLBaseConfig):
         },
     )
     top_k: int = field(default=0, metadata={"help": "Top-k sampling; 0 disables it (transformers' default is 50)."})
+    generation_kwargs: dict | str | None = field(
+        default=None,
+        metadata={
+            "help": "Further `GenerationConfig` arguments for the rollouts, as TRL's GRPOConfig takes them: e.g. "
+            "{'min_new_tokens': 16} (equal lengths, for timing), {'repetition_penalty': 1.1}, {'suppress_tokens': "
+            "[...]}. The sampled tokens' log-probs stay those of the plain tempered policy (as with top_p). Keys the "
+            "trainer sets itself are refused (see GENERATION_KEYS_SET_BY_THE_TRAINER). A JSON string on the command line."
+        },
+    )
     # > Rewards and advantages
     sequence_reward_placement: str = field(
         default="last",
@@ -106,6 +132,22 @@ class GenerationRLConfig(TokenLevelRLBaseConfig):
         self.validate_path()
 
     def validate_path(self) -> None:
+        self.generation_kwargs = parse_json_field(self.generation_kwargs, "generation_kwargs")
+        if self.generation_kwargs is not None:
+            if not isinstance(self.generation_kwargs, dict):
+                raise ValueError(f"generation_kwargs must be a dict, got {self.generation_kwargs!r}.")
+            taken = {k: v for k, v in GENERATION_KEYS_SET_BY_THE_TRAINER.items() if k in self.generation_kwargs}
+            if taken:
+                raise ValueError(f"generation_kwargs sets {sorted(taken)}, which the trainer sets itself: {taken}.")
+            from transformers import GenerationConfig
+
+            unknown = sorted(k for k in self.generation_kwargs if not hasattr(GenerationConfig(), k))
+            if unknown:  # GenerationConfig would keep a misspelt key as an attribute and ignore it
+                raise ValueError(f"generation_kwargs: {unknown} are not GenerationConfig arguments (misspelt?).")
+            try:
+                GenerationConfig(do_sample=True, **self.generation_kwargs).validate(strict=True)
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"generation_kwargs={self.generation_kwargs!r} is not a valid GenerationConfig: {error}") from error
         choices = {
             "sequence_reward_placement": PLACEMENTS,
             "kl_placement": KL_PLACEMENTS,

@@ -128,18 +128,21 @@ def sample_completions(
     max_new_tokens: int,
     eos_token_ids: list[int],
     pad_token_id: int,
+    generation_kwargs: dict | None = None,
 ) -> Rollout:
     """Sample `num_samples` completions per prompt with `generate` and keep the raw logits of every step.
 
     The old log-probs come from `generate`'s raw logits (before top-p/top-k), divided by the temperature, so no
     extra forward pass is needed. With `top_p < 1` or `top_k > 0` the sampling distribution is truncated and these
-    log-probs are those of the untruncated tempered policy, as in TRL's GRPO.
+    log-probs are those of the untruncated tempered policy, as in TRL's GRPO. `generation_kwargs` (e.g.
+    `min_new_tokens`) go to the `GenerationConfig`; they too change what is sampled, not these log-probs.
     """
     prompt_ids = prompt_ids.repeat_interleave(num_samples, 0)  # (N, P)
     prompt_mask = prompt_mask.repeat_interleave(num_samples, 0)
     config = GenerationConfig(
         do_sample=True, temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens,
         eos_token_id=eos_token_ids, pad_token_id=pad_token_id, output_logits=True, return_dict_in_generate=True,
+        **(generation_kwargs or {}),
     )
     was_training = model.training
     model.eval()  # no dropout while sampling

@@ -214,7 +214,7 @@ class GenerationRLTrainer(TokenLevelRLTrainer):
         rollout = sample_completions(
             unwrapped, prompt_ids, prompt_mask, num_samples, temperature=args.temperature, top_p=args.top_p,
             top_k=args.top_k, max_new_tokens=args.max_new_tokens, eos_token_ids=eos_ids(tokenizer, unwrapped),
-            pad_token_id=tokenizer.pad_token_id,
+            pad_token_id=tokenizer.pad_token_id, generation_kwargs=args.generation_kwargs,
         )
         mask = rollout.completion_mask  # (N, T)
         lengths = mask.sum(1).tolist()
