@@ -1,18 +1,27 @@
-"""Generation throughput: TokenLevelRLTrainer (dense per-token reward) vs TRL's RLOOTrainer and GRPOTrainer.
+"""Generation step cost: TokenLevelRLTrainer (dense per-token reward) vs TRL's RLOOTrainer and GRPOTrainer.
 
-Same model weights, prompts, K, batch, max_new_tokens, temperature and optimizer for the three trainers, in one
-run; no KL term for any of them (TRL's beta=0, our kl_coef=0), bf16 and gradient checkpointing off (CPU).
-Our trainer gets a dense reward (1 per sampled target token); TRL's get the same reward summed per completion
-(they accept sequence rewards only). Completion tokens are counted inside the reward call from `completion_ids`
-(EOS included for all three). The first step of each run is a warm-up and is not timed. Each trainer runs
-`--rounds` times, interleaved, and the median is reported, because the CPUs are shared and timings are noisy.
+Same model weights, prompts, K, batch, temperature and optimizer for the three trainers, in one run; no KL term for
+any of them (TRL's beta=0, our kl_coef=0), bf16 and gradient checkpointing off (CPU). Every completion has exactly
+`max_new_tokens` tokens (`min_new_tokens = max_new_tokens` through each trainer's `generation_kwargs`), so seconds per
+step compare equal work. Our trainer gets a dense reward (1 per sampled target token); TRL's get the same reward
+summed per completion (they accept sequence rewards only). The first step of each run is a warm-up and is not timed;
+each trainer runs `--rounds` times, interleaved, and the median over all timed steps is reported.
+
+Each timed step is split into: `generate` (the model's generate calls), `rewards` (the reward function), `backward`
+(`accelerator.backward`), `optimizer` (from Trainer's pre-optimizer-step to optimizer-step callbacks: clipping and
+the update), and `other` (the rest of the step: the training forward passes, log-prob and loss computation, data).
 
     OMP_NUM_THREADS=1 python benchmarks/generation_throughput.py --models tiny smollm2 --write docs/benchmarks.md
+
+Raw timings: docs/results/generation_throughput/<model>.json (every step of every round); `--write` regenerates the
+docs section from those files.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import logging
 import os
 import shlex
@@ -20,41 +29,88 @@ import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import datasets
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, TrainerCallback
 
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from trl_tokenlevel import TokenLevelRLConfig, TokenLevelRLTrainer  # noqa: E402
 
-from _timing import StepTimer  # noqa: E402  (benchmarks/_timing.py, this script's folder)
+
+RESULTS_DIR = Path(__file__).resolve().parents[1] / "docs" / "results" / "generation_throughput"
+KINDS = ("tokenlevel", "trl_rloo", "trl_grpo")
+PARTS = ("generate", "rewards", "backward", "optimizer", "other")
 
 
-def make_rewards(target_id: int, counts: list):
+class StepParts(TrainerCallback):
+    """Seconds of each optimizer step, and of its parts (filled by the wrappers below), one dict per step."""
+
+    def __init__(self):
+        self.steps, self.current, self._start, self._optimizer_start = [], None, None, None
+
+    def add(self, part: str, seconds: float) -> None:
+        if self.current is not None:
+            self.current[part] = self.current.get(part, 0.0) + seconds
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.current, self._start = {}, time.perf_counter()
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        self._optimizer_start = time.perf_counter()
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        self.add("optimizer", time.perf_counter() - self._optimizer_start)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        total = time.perf_counter() - self._start
+        parts = {p: self.current.get(p, 0.0) for p in PARTS if p != "other"}
+        self.steps.append({"total": total, **parts, "other": total - sum(parts.values()),
+                           "tokens": self.current.get("tokens", 0)})  # fmt: skip
+        self.current = None
+
+
+def timed(function, timer: StepParts, part: str):
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            timer.add(part, time.perf_counter() - start)
+
+    return wrapper
+
+
+def make_rewards(target_id: int, timer: StepParts):
+    """The dense reward (ours) and the same reward summed per completion (TRL's); both count completion tokens."""
+
     def dense_target(prompts, completions, completion_ids, **kwargs):
-        counts.append(sum(len(ids) for ids in completion_ids))
+        timer.add("tokens", sum(len(ids) for ids in completion_ids))
         return [[float(t == target_id) for t in ids] for ids in completion_ids]
 
     def summed_target(prompts, completions, completion_ids, **kwargs):
-        counts.append(sum(len(ids) for ids in completion_ids))
+        timer.add("tokens", sum(len(ids) for ids in completion_ids))
         return [float(sum(t == target_id for t in ids)) for ids in completion_ids]
 
-    return dense_target, summed_target
+    return timed(dense_target, timer, "rewards"), timed(summed_target, timer, "rewards")
 
 
-def run_one(kind: str, model_dir: str, tokenizer, prompts: list[str], opts) -> dict:
+def run_one(kind: str, model_dir: str, tokenizer, prompts: list[str], opts) -> list[dict]:
     from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
 
-    counts, timer = [], StepTimer()
-    dense, summed = make_rewards(opts.target_id, counts)
+    timer = StepParts()
+    dense, summed = make_rewards(opts.target_id, timer)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    model.generate = timed(model.generate, timer, "generate")
     dataset = datasets.Dataset.from_dict({"prompt": prompts})
     common = dict(
         output_dir=tempfile.mkdtemp(), max_steps=opts.steps + 1, learning_rate=1e-5, logging_steps=1000,
         report_to="none", use_cpu=True, save_strategy="no", disable_tqdm=True, seed=0, temperature=1.0, top_p=1.0,
         top_k=0, bf16=False, gradient_checkpointing=False,
+        generation_kwargs={"min_new_tokens": opts.max_new_tokens},  # every completion has max_new_tokens tokens
     )
     if kind == "tokenlevel":
         args = TokenLevelRLConfig(
@@ -71,10 +127,9 @@ def run_one(kind: str, model_dir: str, tokenizer, prompts: list[str], opts) -> d
         )
         trainer = trainer_cls(model=model, reward_funcs=[summed], args=args, train_dataset=dataset,
                               processing_class=tokenizer, callbacks=[timer])
+    trainer.accelerator.backward = timed(trainer.accelerator.backward, timer, "backward")
     trainer.train()
-    durations, tokens = timer.durations[1:], counts[1 : len(timer.durations)]
-    return {"seconds_per_step": statistics.median(durations), "tokens_per_second": sum(tokens) / sum(durations),
-            "tokens_per_step": sum(tokens) / len(tokens)}
+    return timer.steps[1:]  # the first step is a warm-up
 
 
 def prepare_model(name: str, workdir: str):
@@ -102,6 +157,43 @@ def prepare_model(name: str, workdir: str):
     return folder, AutoTokenizer.from_pretrained(folder), prompts, target
 
 
+def summarize(steps: list[dict]) -> dict:
+    out = {f"{key}_s": statistics.median(s[key] for s in steps) for key in ("total", *PARTS)}
+    out["tokens_per_step"] = statistics.median(s["tokens"] for s in steps)
+    out["tokens_per_second"] = sum(s["tokens"] for s in steps) / sum(s["total"] for s in steps)
+    return out
+
+
+def section(records: list[dict]) -> str:
+    """The docs section, from the result files."""
+    rows = ["| model | trainer | s / step (median) | vs TRL GRPO | vs TRL RLOO | completion tokens / step | "
+            + " | ".join(f"{p} s" for p in PARTS) + " |", "|---|---|---|---|---|---|" + "---|" * len(PARTS)]
+    lines = []
+    for record in records:
+        summary = {kind: summarize(record["steps"][kind]) for kind in KINDS}
+        for kind in KINDS:
+            s = summary[kind]
+            ratio = [summary[other]["total_s"] / s["total_s"] for other in ("trl_grpo", "trl_rloo")]
+            rows.append(f"| {record['model']} | {kind} | {s['total_s']:.3f} | {ratio[0]:.2f}x | {ratio[1]:.2f}x | "
+                        f"{s['tokens_per_step']:.0f} | " + " | ".join(f"{s[p + '_s']:.3f}" for p in PARTS) + " |")
+        options = record["options"]
+        lines.append(f"- {record['model']}: `{record['command']}` ({record['date']}, {record['machine']}); "
+                     f"{options['steps']} timed steps x {options['rounds']} rounds per trainer.")
+    return "\n".join([
+        "## Generation step cost", "",
+        "Every completion has exactly `max_new_tokens` tokens (`min_new_tokens` set equal through each trainer's "
+        "`generation_kwargs`), so the trainers do the same work per step. 4 prompts x K=4 completions, 32 new tokens, "
+        "temperature 1, no KL term, fp32, full fine-tuning, one process. Ours trains with a dense per-token reward, "
+        "TRL's trainers with the same reward summed per completion. `vs TRL GRPO` = GRPO's seconds per step / this "
+        "trainer's (above 1 = faster). Parts (medians, so they need not add up to the total): `generate`, `rewards`, "
+        "`backward`, `optimizer` (clipping and the update), `other` (the training forward passes, log-probs, loss, "
+        "data). Raw timings of every step: `docs/results/generation_throughput/`.", "",
+        *lines, "",
+        *rows, "",
+        "The CPUs are shared with other jobs, so absolute numbers move from run to run; compare the ratios of one run.",
+    ])
+
+
 def update_section(path: str, heading: str, body: str) -> None:
     """Replace the `heading` section of a markdown file (up to the next `## `), or append it; other sections stay."""
     text = open(path, encoding="utf-8").read() if os.path.exists(path) else "# Benchmarks\n"
@@ -125,55 +217,39 @@ def update_section(path: str, heading: str, body: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", nargs="+", default=["tiny", "smollm2"])
-    parser.add_argument("--steps", type=int, default=4, help="timed steps per run (after one warm-up step)")
-    parser.add_argument("--smollm2_steps", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per run (after one warm-up step)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--prompts_per_step", type=int, default=4)
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--max_new_tokens", type=int, default=32)
-    parser.add_argument("--write", default=None, help="markdown file whose '## Generation throughput' section is replaced")
+    parser.add_argument("--results_dir", default=str(RESULTS_DIR))
+    parser.add_argument("--report_only", action="store_true", help="only regenerate the docs section from the JSONs")
+    parser.add_argument("--write", default=None, help="markdown file whose '## Generation step cost' section is replaced")
     opts = parser.parse_args()
     logging.getLogger("transformers").setLevel(logging.ERROR)
-    command = "OMP_NUM_THREADS=" + os.environ.get("OMP_NUM_THREADS", "<unset>") + " python " + " ".join(map(shlex.quote, sys.argv))
-    kinds = ["tokenlevel", "trl_rloo", "trl_grpo"]
-    results = {}
-    with tempfile.TemporaryDirectory() as workdir:
-        for name in opts.models:
-            folder, tokenizer, prompts, opts.target_id = prepare_model(name, workdir)
-            steps = opts.steps
-            opts.steps = opts.smollm2_steps if name == "smollm2" else steps
-            runs = {kind: [] for kind in kinds}
-            for _ in range(opts.rounds if name == "tiny" else 1):
-                for kind in kinds:
-                    runs[kind].append(run_one(kind, folder, tokenizer, prompts, opts))
-                    print(name, kind, runs[kind][-1], flush=True)
-            opts.steps = steps
-            results[name] = {k: {m: statistics.median(r[m] for r in v) for m in v[0]} for k, v in runs.items()}
-    table = ["| model | trainer | completion tokens / s | s / step | completion tokens / step | vs TRL RLOO | vs TRL GRPO |",
-             "|---|---|---|---|---|---|---|"]
-    for name, per_kind in results.items():
-        for kind, r in per_kind.items():
-            vs = [r["tokens_per_second"] / per_kind[other]["tokens_per_second"] for other in ("trl_rloo", "trl_grpo")]
-            table.append(f"| {name} | {kind} | {r['tokens_per_second']:.1f} | {r['seconds_per_step']:.3f} | "
-                         f"{r['tokens_per_step']:.0f} | {vs[0]:.2f}x | {vs[1]:.2f}x |")
-    print("\n".join(table))
+    results_dir = Path(opts.results_dir)
+    if not opts.report_only:
+        command = ("OMP_NUM_THREADS=" + os.environ.get("OMP_NUM_THREADS", "<unset>") + " python "
+                   + " ".join(map(shlex.quote, sys.argv)))  # fmt: skip
+        with tempfile.TemporaryDirectory() as workdir:
+            for name in opts.models:
+                folder, tokenizer, prompts, opts.target_id = prepare_model(name, workdir)
+                steps = {kind: [] for kind in KINDS}
+                for _ in range(opts.rounds):
+                    for kind in KINDS:
+                        steps[kind] += run_one(kind, folder, tokenizer, prompts, opts)
+                        print(name, kind, summarize(steps[kind]), flush=True)
+                record = {"model": name, "command": command, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                          "machine": f"{os.cpu_count()} shared CPU cores, no GPU",
+                          "options": {k: v for k, v in vars(opts).items() if k not in ("write", "results_dir")},
+                          "steps": steps}  # fmt: skip
+                results_dir.mkdir(parents=True, exist_ok=True)
+                (results_dir / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
+    records = [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
+    body = section(records)
+    print(body)
     if opts.write:
-        body = "\n".join([
-            "## Generation throughput", "",
-            f"Command (run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} shared CPU cores, no GPU):", "",
-            f"    {command}", "",
-            f"Setup: {opts.prompts_per_step} prompts x K={opts.k} completions per step, max_new_tokens={opts.max_new_tokens}, "
-            "temperature 1.0, no KL term, fp32, no gradient checkpointing, one process. `tokenlevel` trains with a dense "
-            "per-token reward; TRL's trainers get the same reward summed per completion. Throughput = completion "
-            "tokens (EOS included) / time of the timed steps (median over rounds; the first step of a run is warm-up). "
-            f"tiny = random Llama (hidden 64, 2 layers, 34-token vocab; {opts.steps} timed steps x {opts.rounds} rounds); "
-            f"smollm2 = SmolLM2-135M-Instruct ({opts.smollm2_steps} timed steps x 1 round).", "",
-            *table, "",
-            "The machine is shared with other jobs, so absolute numbers move from run to run; compare the ratios of one run.",
-            "Completions are sampled, so completion tokens per step differ between trainers; each step has a fixed cost, "
-            "so longer completions raise tokens/s. Compare seconds per step too.",
-        ])
-        update_section(opts.write, "## Generation throughput", body)
+        update_section(opts.write, "## Generation step cost", body)
 
 
 if __name__ == "__main__":
