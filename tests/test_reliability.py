@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from test_trainer import make_trainer
-from tiny import synthetic_dataset, tiny_bert, word_tokenizer
+from tiny import SYNTH_LABELS, synthetic_dataset, tiny_bert, word_tokenizer
 from tiny_lm import lm_tokenizer, prompt_dataset, tiny_llama
 from trl_tokenlevel import GenerationRLConfig, TokenClassificationRLConfig, TokenLevelRLTrainer
 from trl_tokenlevel.online.loop import ONLINE_CHECKPOINT_PREFIX, OPTIMIZER_NAME
@@ -116,3 +116,20 @@ def test_a_crafted_pickle_in_an_online_checkpoint_is_refused(tmp_path, monkeypat
     with pytest.raises(pickle.UnpicklingError):
         fresh.learn_online([], resume_from_checkpoint=str(folder))
     assert not (tmp_path / "exploited_by_pickle").exists()
+
+
+def test_an_empty_dataset_is_refused_by_name_before_tokenizing(tmp_path):
+    import datasets
+
+    empty_raw = datasets.Dataset.from_dict({"tokens": [], "ner_tags": []})
+    args = TokenClassificationRLConfig(output_dir=str(tmp_path / "tok"), use_cpu=True, report_to="none")
+    with pytest.raises(ValueError, match=r"train_dataset has no rows\. Fix"):
+        TokenLevelRLTrainer(tiny_bert(), args=args, train_dataset=empty_raw, processing_class=word_tokenizer(),
+                            label_list=SYNTH_LABELS)  # fmt: skip
+    with pytest.raises(ValueError, match=r"eval_dataset\['dev'\] has no rows"):
+        TokenLevelRLTrainer(tiny_bert(), args=args, train_dataset=synthetic_dataset(4), processing_class=word_tokenizer(),
+                            eval_dataset={"dev": empty_raw}, label_list=SYNTH_LABELS)  # fmt: skip
+    args = GenerationRLConfig(output_dir=str(tmp_path / "gen"), use_cpu=True, report_to="none")
+    with pytest.raises(ValueError, match=r"train_dataset has no rows"):
+        TokenLevelRLTrainer(tiny_llama(), reward_funcs=[constant_completion_reward(1.0)], args=args,
+                            train_dataset=prompt_dataset(4).select([]), processing_class=lm_tokenizer())

@@ -121,6 +121,9 @@ class TokenLevelRLTrainer(HubExportMixin, Trainer):
             processing_class = AutoTokenizer.from_pretrained(resolve_model_path(model.config._name_or_path))
         self.reward_funcs = list(reward_funcs)
         self.reward_weights = resolve_reward_weights(self.reward_funcs, reward_weights, args.reward_weights)
+        check_not_empty(train_dataset, "train_dataset")
+        for name, dataset in (eval_dataset.items() if isinstance(eval_dataset, dict) else [("", eval_dataset)]):
+            check_not_empty(dataset, f"eval_dataset[{name!r}]" if name else "eval_dataset")
         train_dataset, eval_dataset = self.prepare_datasets(train_dataset, eval_dataset, processing_class, args)
         if trainer_kwargs.get("data_collator") is None:
             trainer_kwargs["data_collator"] = self.default_data_collator(processing_class)
@@ -333,3 +336,11 @@ class TokenLevelRLTrainer(HubExportMixin, Trainer):
         """Keep learning from a stream of new examples with replay; see [`~trl_tokenlevel.online.learn_online`]."""
         return learn_online(self, stream, **kwargs)
 
+
+def check_not_empty(dataset, name: str) -> None:
+    """Refuses a dataset with no rows before anything tokenizes or samples it (upstream errors name neither)."""
+    if dataset is not None and hasattr(dataset, "__len__") and len(dataset) == 0:
+        raise ValueError(
+            f"{name} has no rows. Fix: pass at least one example (check the split name, and any filter or "
+            "max_*_samples that emptied it), or pass None."
+        )
