@@ -412,9 +412,13 @@ def _mean_std(values: list[float]) -> str:
 
 
 def steps_to_reach(curve: list[dict], target: float, metric: str = "rm_score") -> int | None:
-    for point in curve:
+    """The first step at which `metric` reaches `target`, interpolated linearly between evaluations; None if never."""
+    for before, point in zip(curve, curve[1:]):
         if point[metric] >= target:
-            return point["step"]
+            if before[metric] >= target:
+                return before["step"]
+            share = (target - before[metric]) / (point[metric] - before[metric])
+            return round(before["step"] + share * (point["step"] - before["step"]))
     return None
 
 
@@ -425,7 +429,7 @@ def report(results_dir: Path = RESULTS_DIR, plot_dir: Path | None = None) -> str
     order = [arm for arm in ARMS if arm in by_arm]
     lines = [
         "| arm | seeds | steps | RM log-odds | RM positive | judge positive | KL to start | distinct-2 | length | "
-        "RM log-odds at mid-run | judge positive at mid-run | train s/step | steps to reach sequence_last's final RM score |",
+        "RM log-odds at mid-run | judge positive at mid-run | train s/step | steps to reach sequence_last's mean final RM score (per seed, interpolated) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     target = None

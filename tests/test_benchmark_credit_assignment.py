@@ -66,8 +66,10 @@ def test_report_reads_every_json_and_counts_steps_to_the_baselines_final_score(t
     table = bench.report(tmp_path, plot_dir=tmp_path)
     rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()}
     assert "1.100 ± 0.141" in rows["sequence_last"]  # final RM score: mean ± std over the two seeds
-    assert rows["abc"].endswith("| 50, 100 |")  # target 1.1: seed 1 reaches it at step 50, seed 2 at 100
-    assert rows["sequence_last"].endswith("| not reached, 100 |")  # seed 1 ends at 1.0, under the mean
+    # target 1.1, interpolated between evaluations: abc seed 1 (0.2 -> 1.2 over steps 0-50) at 45, seed 2 (0.9 -> 1.3
+    # over 50-100) at 75; sequence_last seed 1 ends at 1.0, under the mean, seed 2 (0.7 -> 1.2) at 90
+    assert rows["abc"].endswith("| 45, 75 |")
+    assert rows["sequence_last"].endswith("| not reached, 90 |")
     for plot in ("steps", "seconds", "kl"):
         assert (tmp_path / f"credit_assignment_{plot}.png").is_file(), plot
     doc = tmp_path / "doc.md"
