@@ -453,6 +453,16 @@ def report(results_dir: Path = RESULTS_DIR, plot_dir: Path | None = None) -> str
             reach = ", ".join("not reached" if s is None else str(s) for s in steps)
         seeds = ",".join(str(r["config"]["seed"]) for r in runs)
         lines.append(f"| {arm} | {seeds} | {finals[0]['step']} | " + " | ".join(cells) + f" | {mid} | {per_step} | {reach} |")
+    lines += ["", "Every held-out evaluation, mean ± std over seeds: reward-model log-odds / judge share positive / KL (nats):",
+              "", "| step | " + " | ".join(f"`{arm}`" for arm in order) + " |", "|---|" + "---|" * len(order)]
+    steps = [p["step"] for p in by_arm[order[0]][0]["curve"]]
+    for i, step in enumerate(steps):
+        cells = []
+        for arm in order:
+            points = [r["curve"][i] for r in by_arm[arm] if len(r["curve"]) > i]
+            cells.append(f"{_mean_std([p['rm_score'] for p in points])} / {statistics.fmean(p['judge_positive'] for p in points):.3f}"
+                         f" / {statistics.fmean(p['kl'] for p in points):.2f}")
+        lines.append(f"| {step} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     if plot_dir is not None:
         plot(by_arm, order, Path(plot_dir))
