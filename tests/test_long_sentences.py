@@ -167,3 +167,19 @@ def test_bad_strides_are_refused_naming_the_fix(tmp_path):
         TokenClassificationRLTrainer(model, args=args, train_dataset=raw_dataset([long_tagged_sentence(5, 0)]),
                                      eval_dataset=raw_dataset([long_tagged_sentence(60, 0)]),
                                      processing_class=tokenizer)
+
+
+def test_a_1000_word_sentence_is_labelled_and_scored_word_for_word(tmp_path):
+    """The issue's case: 1,000 words, far beyond max_length; prediction labels every word, evaluation scores them."""
+    tokens, tags = long_tagged_sentence(1000, seed=3)
+    tokens, tags = tokens[:1000], tags[:1000]
+    model, tokenizer = tiny_bert(seed=2, hidden=16), word_tokenizer()
+    labels = predict_word_labels(model, tokenizer, [tokens], max_length=MAX_LENGTH, stride=STRIDE, outside="<none>")
+    assert len(labels[0]) == 1000 and "<none>" not in labels[0]
+    args = TokenClassificationRLConfig(output_dir=str(tmp_path), max_length=MAX_LENGTH, eval_stride=STRIDE,
+                                       report_to="none", use_cpu=True, disable_tqdm=True)
+    trainer = TokenClassificationRLTrainer(model, args=args, train_dataset=raw_dataset([(tokens, tags)]),
+                                           processing_class=tokenizer)
+    prediction = trainer.predict(trainer.prepare_dataset(raw_dataset([(tokens, tags)])))
+    true_tags, pred_tags = align_predictions(prediction.predictions, prediction.label_ids, SYNTH_LABELS)
+    assert true_tags == [[SYNTH_LABELS[t] for t in tags]] and pred_tags == labels
