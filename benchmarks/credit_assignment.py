@@ -312,7 +312,10 @@ def train_one(config: CreditConfig) -> dict:
 
     from sentiment_models import load_judge, load_reward_model
 
+    from transformers import set_seed
+
     torch.set_num_threads(config.num_threads)
+    set_seed(config.seed)  # LoRA's A matrices are drawn when the trainer wraps the model (TRL's GRPOTrainer too)
     train_prompts, eval_prompts = make_prompts(config)
     policy, tokenizer = load_policy()
     rm, rm_tokenizer = load_reward_model(attn_implementation="eager")

@@ -235,3 +235,17 @@ def test_generation_kwargs_reach_the_rollout_and_keys_the_trainer_sets_are_refus
         GenerationRLConfig(output_dir=str(tmp_path), generation_kwargs={"max_new_tokens": 9})
     with pytest.raises(ValueError, match=r"\['min_new_token'\] are not GenerationConfig arguments"):
         GenerationRLConfig(output_dir=str(tmp_path), generation_kwargs={"min_new_token": 6})
+
+
+def test_adapters_the_trainer_creates_are_the_same_for_the_same_seed(tmp_path):
+    """LoRA's A matrices are drawn when the trainer wraps the model: seeded by args.seed, not by the process's state."""
+    from peft import LoraConfig
+
+    weights = []
+    for burn in (0, 5):
+        model = tiny_llama()  # (seeds itself)
+        torch.rand(burn)  # the process's RNG left in another state
+        trainer = make_trainer(tmp_path / str(burn), model=model, max_steps=1,
+                               peft_config=LoraConfig(task_type="CAUSAL_LM", r=4, target_modules=["q_proj"]))
+        weights.append({k: v.detach().clone() for k, v in trainer.model.named_parameters() if "lora_A" in k})
+    assert weights[0] and all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

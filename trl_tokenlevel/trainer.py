@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
-from transformers import AutoTokenizer, PreTrainedModel, Trainer
+from transformers import AutoTokenizer, PreTrainedModel, Trainer, enable_full_determinism, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 from trl.trainer.utils import disable_dropout_in_model
 
@@ -116,6 +116,9 @@ class TokenLevelRLTrainer(HubExportMixin, Trainer):
             raise TypeError("TokenLevelRLTrainer is constructed through a registered subclass (see trainer_class_for).")
         args = self.resolve_args(args, model)
         check_distributed_launch(args)  # before loading anything: N launched processes must form one run
+        # as Trainer does first thing, but before prepare_model: adapters (LoRA's A matrices) and heads created here
+        # are then the same in every run with this seed, not drawn from whatever the process's RNG holds
+        enable_full_determinism(args.seed) if args.full_determinism else set_seed(args.seed)
         model = self.prepare_model(model, args, peft_config)
         if processing_class is None:
             processing_class = AutoTokenizer.from_pretrained(resolve_model_path(model.config._name_or_path))

@@ -20,7 +20,7 @@ def predict_word_labels(
     label_list: Sequence[str] | None = None,
     batch_size: int = 64,
     max_length: int = 512,
-    stride: int = 128,
+    stride: int | None = None,
     outside: str | None = "O",
 ) -> list[list[str]]:
     """Labels each word by its first sub-token: the argmax, or a sample from the policy `softmax(logits / temperature)`.
@@ -42,9 +42,9 @@ def predict_word_labels(
         label_list (`list[str]`, *optional*): Label names by id; defaults to the model's `config.id2label`.
         batch_size (`int`, *optional*, defaults to `64`): Sentences tokenized together, and windows per forward pass.
         max_length (`int`, *optional*, defaults to `512`): Sub-tokens per window, special tokens included.
-        stride (`int`, *optional*, defaults to `128`): Sub-tokens shared by consecutive windows of a long sentence
-            (as `doc_stride` in transformers' `run_qa.py`); must be smaller than `max_length` minus the special
-            tokens. More overlap gives words near a window's edge more context, at the cost of more windows.
+        stride (`int`, *optional*): Sub-tokens shared by consecutive windows of a long sentence (as `doc_stride` in
+            transformers' `run_qa.py`); must be smaller than `max_length` minus the special tokens. Defaults to a
+            quarter of `max_length` (128 for 512). More overlap gives words near a window's edge more context, at the cost of more windows.
         outside (`str`, *optional*, defaults to `"O"`): Tag of words that have no sub-token.
 
     Returns:
@@ -52,6 +52,8 @@ def predict_word_labels(
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}.")
+    if stride is None:
+        stride = max_length // 4
     check_stride(tokenizer, max_length, stride)
     names = list(label_list) if label_list is not None else [model.config.id2label[i] for i in range(model.config.num_labels)]
     was_training = model.training
