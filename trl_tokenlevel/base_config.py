@@ -13,6 +13,7 @@ from typing import Any
 
 from transformers import TrainingArguments
 
+from .core import BASELINES
 from .dynamic.combiner import COMBINATIONS, Constraint
 from .dynamic.schedules import build_schedule, build_schedules, parse_json_field
 
@@ -273,3 +274,19 @@ def fields_of_path(config_class: type) -> dict[str, dataclasses.Field]:
 
 def field_default(f: dataclasses.Field) -> Any:
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+def validate_ce_and_baseline(config) -> None:
+    """The checks every path with a CE term and a per-sample baseline shares (`baseline`, `ce_coef`,
+    `ce_coef_schedule`, and not both coefficients 0): token and sequence classification, extractive QA."""
+    if config.baseline not in BASELINES:
+        raise ValueError(f"baseline must be one of {BASELINES}, got {config.baseline!r}.")
+    if config.baseline == "leave_one_out" and config.num_samples < 2:
+        raise ValueError("baseline='leave_one_out' needs num_samples >= 2: raise num_samples or use 'greedy'.")
+    if config.ce_coef < 0:
+        raise ValueError(f"ce_coef must be >= 0, got {config.ce_coef}.")
+    config.ce_coef_schedule = parse_json_field(config.ce_coef_schedule, "ce_coef_schedule")
+    if config.ce_coef_schedule is not None:
+        build_schedule(config.ce_coef_schedule, "ce_coef_schedule")
+    if config.rl_coef == 0 and config.ce_coef == 0 and config.rl_coef_schedule is None and config.ce_coef_schedule is None:
+        raise ValueError("rl_coef and ce_coef are both 0: nothing would be learned. Set one of them > 0.")

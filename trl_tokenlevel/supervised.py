@@ -15,9 +15,7 @@ from typing import Any
 
 import torch
 
-from .base_config import TokenLevelRLBaseConfig
-from .core import BASELINES
-from .dynamic.schedules import build_schedule, parse_json_field
+from .base_config import TokenLevelRLBaseConfig, validate_ce_and_baseline
 from .models.loading import load_pretrained
 from .trainer import TokenLevelRLTrainer
 
@@ -65,17 +63,7 @@ class SupervisedRLConfig(TokenLevelRLBaseConfig):
 
     def validate_path(self) -> None:
         """Checks of the supervised fields; a path config extends it with its own."""
-        if self.baseline not in BASELINES:
-            raise ValueError(f"baseline must be one of {BASELINES}, got {self.baseline!r}.")
-        if self.baseline == "leave_one_out" and self.num_samples < 2:
-            raise ValueError("baseline='leave_one_out' needs num_samples >= 2: raise num_samples or use 'greedy'.")
-        if self.ce_coef < 0:
-            raise ValueError(f"ce_coef must be >= 0, got {self.ce_coef}.")
-        self.ce_coef_schedule = parse_json_field(self.ce_coef_schedule, "ce_coef_schedule")
-        if self.ce_coef_schedule is not None:
-            build_schedule(self.ce_coef_schedule, "ce_coef_schedule")
-        if self.rl_coef == 0 and self.ce_coef == 0 and self.rl_coef_schedule is None and self.ce_coef_schedule is None:
-            raise ValueError("rl_coef and ce_coef are both 0: nothing would be learned. Set one of them > 0.")
+        validate_ce_and_baseline(self)
         if self.rl_start_step < 0:
             raise ValueError(f"rl_start_step must be >= 0, got {self.rl_start_step}.")
         if self.rl_start_epoch is not None and self.rl_start_epoch < 0:

@@ -141,7 +141,8 @@ class GenerationRLConfig(TokenLevelRLBaseConfig):
                 raise ValueError(f"generation_kwargs sets {sorted(taken)}, which the trainer sets itself: {taken}.")
             from transformers import GenerationConfig
 
-            unknown = sorted(k for k in self.generation_kwargs if not hasattr(GenerationConfig(), k))
+            defaults = GenerationConfig()
+            unknown = sorted(k for k in self.generation_kwargs if not hasattr(defaults, k))
             if unknown:  # GenerationConfig would keep a misspelt key as an attribute and ignore it
                 raise ValueError(f"generation_kwargs: {unknown} are not GenerationConfig arguments (misspelt?).")
             try:

@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..base_config import TokenLevelRLBaseConfig
-from ..core import BASELINES
-from ..dynamic.schedules import build_schedule, parse_json_field
+from ..base_config import TokenLevelRLBaseConfig, validate_ce_and_baseline
 
 
 @dataclass
@@ -96,14 +94,4 @@ class QuestionAnsweringRLConfig(TokenLevelRLBaseConfig):
             raise ValueError(f"doc_stride={self.doc_stride} must be >= 0 and smaller than max_length={self.max_length}.")
         if self.max_answer_length < 1 or self.n_best < 1:
             raise ValueError(f"max_answer_length={self.max_answer_length} and n_best={self.n_best} must be >= 1.")
-        if self.baseline not in BASELINES:
-            raise ValueError(f"baseline must be one of {BASELINES}, got {self.baseline!r}.")
-        if self.baseline == "leave_one_out" and self.num_samples < 2:
-            raise ValueError("baseline='leave_one_out' needs num_samples >= 2: raise num_samples or use 'greedy'.")
-        if self.ce_coef < 0:
-            raise ValueError(f"ce_coef must be >= 0, got {self.ce_coef}.")
-        self.ce_coef_schedule = parse_json_field(self.ce_coef_schedule, "ce_coef_schedule")
-        if self.ce_coef_schedule is not None:
-            build_schedule(self.ce_coef_schedule, "ce_coef_schedule")
-        if self.rl_coef == 0 and self.ce_coef == 0 and self.rl_coef_schedule is None and self.ce_coef_schedule is None:
-            raise ValueError("rl_coef and ce_coef are both 0: nothing would be learned. Set one of them > 0.")
+        validate_ce_and_baseline(self)
