@@ -150,7 +150,7 @@ def warm_start(config: QAConfig, data, work_dir: Path) -> Path:
     from trl_tokenlevel.models import DEFAULT_NER_BACKBONE, resolve_model_path
 
     folder = Path(work_dir) / config.warm_key()
-    lock = folder.with_suffix(".running")
+    lock = folder.parent / f"{folder.name}.running"  # not with_suffix: the key has dots (lr0.0001)
     while lock.exists() and not (folder / "scores.json").exists():
         print(f"waiting for {folder.name} (another worker trains it; delete {lock} if none does)", flush=True)
         time.sleep(30)

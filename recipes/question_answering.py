@@ -9,9 +9,10 @@ is the official SQuAD v1.1 dev file re-split by article (`../shared/data/squad`,
 see `trl_tokenlevel/data/squad.py`). The recipe evaluates on the dev split (official exact match and F1) as
 `eval_strategy` says, on the test split at the end, and writes to `output_dir`: the model (with `--peft`: the
 adapter, or with `--merge_adapters` a plain merged model) and tokenizer, a model card (`README.md`),
-`test_report.json` / `test_report.txt` (EM/F1), `test_predictions.json` (question id -> answer) and
-`resolved_config.yaml`. Reload the model with `AutoModelForQuestionAnswering` and answer with
-`trl_tokenlevel.question_answering.answer_questions` (transformers 5 has no "question-answering" pipeline).
+`test_report.json` / `test_report.txt` (EM/F1), `test_predictions.json` (question id -> answer),
+`trainer_state.json` (the log history) and `resolved_config.yaml`. Reload the model with
+`AutoModelForQuestionAnswering` and answer with `trl_tokenlevel.question_answering.answer_questions` (transformers 5
+has no "question-answering" pipeline).
 """
 
 from __future__ import annotations
@@ -135,6 +136,7 @@ def main(script_args: ScriptArguments, training_args: QuestionAnsweringRLConfig,
     metrics = dict(prediction.metrics)
     trainer.log_metrics("test", metrics)
     trainer.log(metrics)  # into the log history, so the model card reports the test scores
+    trainer.save_state()  # trainer_state.json: the whole log history, dev and test scores included
     if trainer.is_world_process_zero():
         resolved = {"script": asdict(script_args), "model": asdict(model_args), "training": training_args.to_dict()}
         write_reports(training_args.output_dir, metrics, prediction.predictions, resolved)

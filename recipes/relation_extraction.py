@@ -10,7 +10,8 @@ right relation in the wrong direction and `-other_cost` for a relation predicted
 metric is the task's official score: macro-F1 over the 9 relations with directionality, `Other` excluded (percent).
 The recipe evaluates on dev (every tenth training example) every epoch, on the official test set at the end, and
 writes to `output_dir`: the model and tokenizer (markers included), a model card, `training_args.json`,
-`test_results.json` (last dev scores `eval_*`, test scores `test_*`) and `resolved_config.yaml`.
+`test_results.json` (last dev scores `eval_*`, test scores `test_*`), `trainer_state.json` (the log history) and
+`resolved_config.yaml`.
 
 With `--peft lora` the 4 marker embeddings train too (PEFT's `trainable_token_indices`); with the other PEFT methods
 they keep their initial value (the mean embedding), so the model cannot tell `<e1>` from `<e2>`: use full
@@ -138,6 +139,7 @@ def main(script_args: ScriptArguments, training_args: SequenceClassificationRLCo
     test_metrics = trainer.predict(trainer.prepare_dataset(dataset["test"]), metric_key_prefix="test").metrics
     trainer.log_metrics("test", test_metrics)
     trainer.log(test_metrics)  # into the log history, so the model card reports the test scores
+    trainer.save_state()  # trainer_state.json: the whole log history, dev and test scores included
     if trainer.is_world_process_zero():
         dev = next((h for h in reversed(trainer.state.log_history) if "eval_loss" in h), {})
         with open(f"{training_args.output_dir}/test_results.json", "w") as handle:

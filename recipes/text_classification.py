@@ -8,7 +8,8 @@ Every field of `ScriptArguments`, `ModelArguments` and `SequenceClassificationRL
 recipe evaluates on the dev split every epoch (accuracy, macro-F1), on the test split at the end, and writes to
 `output_dir`: the model (full; with `--peft` the adapter, or with `--merge_adapters` a plain merged model) and the
 tokenizer, a model card (`README.md`), `training_args.json`, `test_results.json` (the last dev scores `eval_*` and the
-test scores `test_*`) and `resolved_config.yaml`. The saved model loads in `pipeline("text-classification")`.
+test scores `test_*`), `trainer_state.json` (the log history) and `resolved_config.yaml`. The saved model loads in
+`pipeline("text-classification")`.
 """
 
 from __future__ import annotations
@@ -124,6 +125,7 @@ def main(script_args: ScriptArguments, training_args: SequenceClassificationRLCo
     test_metrics = trainer.predict(trainer.prepare_dataset(dataset["test"]), metric_key_prefix="test").metrics
     trainer.log_metrics("test", test_metrics)
     trainer.log(test_metrics)  # into the log history, so the model card reports the test scores
+    trainer.save_state()  # trainer_state.json: the whole log history, dev and test scores included
     if trainer.is_world_process_zero():
         write_reports(trainer, training_args.output_dir, test_metrics, script_args, model_args)
     trainer.save_model(training_args.output_dir)  # + model card; --merge_adapters; --push_to_hub uploads the folder

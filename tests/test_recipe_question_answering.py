@@ -39,6 +39,8 @@ def test_question_answering_recipe_trains_evaluates_and_writes_reports(tmp_path)
     predictions = json.loads((out / "test_predictions.json").read_text())
     assert len(predictions) == 16 and all(isinstance(v, str) for v in predictions.values())
     assert "exact match" in (out / "test_report.txt").read_text()
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    assert history[-1]["test_f1"] == report["test_f1"]  # the log history ends with the test scores
     assert "eval_f1" in result.stdout + result.stderr  # the dev evaluation ran
     logs = result.stdout + result.stderr
     assert "rewards/SpanF1Reward/mean" in logs and "ce_loss" in logs

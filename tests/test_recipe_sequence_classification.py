@@ -37,6 +37,8 @@ def test_text_classification_recipe_writes_its_reports(tmp_path):
     sst2 = needs("sst2")
     result = run_recipe("text_classification", tmp_path / "run", "--dataset_dir", str(sst2))
     report = json.loads((tmp_path / "run" / "test_results.json").read_text())
+    history = json.loads((tmp_path / "run" / "trainer_state.json").read_text())["log_history"]
+    assert history[-1]["test_accuracy"] == report["test_accuracy"]  # the log history ends with the test scores
     for key in ("test_accuracy", "test_macro_f1", "test_f1_negative", "test_f1_positive", "eval_accuracy",
                 "eval_macro_f1"):  # fmt: skip
         assert 0.0 <= report[key] <= 1.0, key
@@ -57,6 +59,8 @@ def test_relation_extraction_recipe_with_merged_lora_writes_its_reports(tmp_path
     run_recipe("relation_extraction", out, "--dataset_dir", str(semeval), "--peft", "lora", "--merge_adapters", "true",
                "--learning_rate", "1e-3")  # fmt: skip
     report = json.loads((out / "test_results.json").read_text())
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    assert history[-1]["test_macro_f1"] == report["test_macro_f1"]
     for key in ("test_macro_f1", "test_macro_precision", "test_macro_recall", "test_accuracy", "eval_macro_f1"):
         assert 0.0 <= report[key] <= 100.0, key  # the official scorer reports percent
     assert (out / "adapter" / "adapter_model.safetensors").exists()  # merged model on top, adapter kept

@@ -1,0 +1,194 @@
+"""Text classification (SST-2) and relation extraction (SemEval-2010 Task 8): CE vs CE + per-example RL (issue 13).
+
+Each run is the task's recipe, run as a user runs it (a subprocess of `recipes/text_classification.py` or
+`recipes/relation_extraction.py` with its YAML), on the packaged all-MiniLM-L6-v2 with full fine-tuning; the arms
+differ only in `rl_coef`:
+
+    ce           rl_coef 0: plain cross-entropy fine-tuning (the control)
+    ce_rl        rl_coef 1: CE + the policy gradient of K=4 sampled labels, greedy self-critic baseline
+    ce_rl_0.3    rl_coef 0.3: the dev sweep's smaller RL weight
+
+Rewards: SST-2 `correct_label` (1 for the right label); SemEval `RelationReward` (1 for the right relation and
+direction, 0.5 for the right relation in the wrong direction, which the official score counts as wrong). Scores:
+SST-2 accuracy and macro-F1 (the local dev split for choices, the GLUE validation set as test); SemEval the official
+macro-F1 over the 9 relations with direction, `Other` excluded (dev: every tenth training example; test: the official
+2,717). The RL reward is not the reported metric in either task (accuracy counts no partial credit; the official
+SemEval score gives the wrong direction none), but both are correctness signals, so this measures whether adding RL to
+CE changes the classifier, not an independent judge.
+
+    nice -n 10 python benchmarks/sentence_classification.py grid --tasks sst2 semeval --seeds 1 2 3
+    python benchmarks/sentence_classification.py report --write docs/benchmarks.md
+
+One JSON per run in docs/results/<task>/<arm>_seed<seed>.json (the recipe command, its dev and test scores, the
+train log). A finished run is skipped; a `.running` file next to it makes other workers skip it too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ARMS = {"ce": 0.0, "ce_rl": 1.0, "ce_rl_0.3": 0.3}
+"""Arm name -> rl_coef, in the order a grid runs them."""
+
+TASKS = {
+    # max_steps fixes the budget: SST-2 300 x 32 = 9,600 of its 60,614 training sentences (CPU); SemEval 675 steps =
+    # 3 epochs of its 7,200 training examples, the recipe's default
+    "sst2": {"recipe": "recipes/text_classification.py", "config": "recipes/configs/text_classification.yaml",
+             "results": "docs/results/sst2", "max_steps": 300, "metrics": ("accuracy", "macro_f1"), "scale": 100.0,
+             "title": "SST-2 (accuracy / macro-F1, %)"},
+    "semeval": {"recipe": "recipes/relation_extraction.py", "config": "recipes/configs/relation_extraction.yaml",
+                "results": "docs/results/semeval2010_task8", "max_steps": 675, "metrics": ("macro_f1",), "scale": 1.0,
+                "title": "SemEval-2010 Task 8 (official macro-F1, %, Other excluded)"},
+}
+
+
+def command(task: str, arm: str, seed: int, output_dir: str, max_steps: int | None = None, extra_args=()) -> list[str]:
+    """The recipe command of one run: the task's YAML, the arm's `rl_coef`, the seed, a fixed number of steps, dev
+    evaluated once at the end, CPU, nothing saved but the reports."""
+    spec = TASKS[task]
+    steps = max_steps or spec["max_steps"]
+    return [
+        sys.executable, spec["recipe"], "--config", spec["config"], "--rl_coef", str(ARMS[arm]), "--seed", str(seed),
+        "--max_steps", str(steps), "--eval_strategy", "steps", "--eval_steps", str(steps), "--use_cpu", "true",
+        "--output_dir", output_dir, "--disable_tqdm", "true", "--logging_steps", "25", *extra_args,
+    ]
+
+
+def run(task: str, arm: str, seed: int, results_dir: Path | None = None, max_steps: int | None = None, extra_args=()) -> Path:
+    """One run (the recipe as a subprocess); `max_steps` and `extra_args` (recipe flags) are for smoke tests."""
+    results_dir = Path(results_dir or REPO_ROOT / TASKS[task]["results"])
+    path = results_dir / f"{arm}_seed{seed}.json"
+    if path.exists():
+        print(f"skip {task}/{path.name}: exists", flush=True)
+        return path
+    results_dir.mkdir(parents=True, exist_ok=True)
+    lock = results_dir / f"{arm}_seed{seed}.running"
+    try:
+        os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        print(f"skip {task}/{path.name}: {lock} says another process runs it (delete it if none does)", flush=True)
+        return path
+    output_dir = tempfile.mkdtemp(prefix=f"{task}_{arm}_seed{seed}_")
+    try:
+        cmd = command(task, arm, seed, output_dir, max_steps, extra_args)
+        started = time.perf_counter()
+        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "TRANSFORMERS_VERBOSITY": "error"}
+        subprocess.run(cmd, cwd=REPO_ROOT, env=env, check=True)
+        seconds = time.perf_counter() - started
+        scores = json.loads((Path(output_dir) / "test_results.json").read_text())
+        state = json.loads((Path(output_dir) / "trainer_state.json").read_text())
+        result = {
+            "task": task, "arm": arm, "rl_coef": ARMS[arm], "seed": seed,
+            "command": " ".join(["python"] + cmd[1:]).replace(output_dir, "<output_dir>"),
+            "dev": {k[len("eval_"):]: v for k, v in scores.items() if k.startswith("eval_")},
+            "test": {k[len("test_"):]: v for k, v in scores.items() if k.startswith("test_")},
+            "wall_seconds": round(seconds, 1),
+            "train_log": state["log_history"],
+            "machine": f"{os.cpu_count()} CPU cores, OMP_NUM_THREADS={env['OMP_NUM_THREADS']}",
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        }
+        partial = path.with_suffix(".json.partial")
+        partial.write_text(json.dumps(result, indent=1) + "\n")
+        os.replace(partial, path)
+    finally:
+        lock.unlink(missing_ok=True)
+        shutil.rmtree(output_dir, ignore_errors=True)
+    print(f"wrote {path}", flush=True)
+    return path
+
+
+# > Report
+
+
+def _mean_std(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
+def report_task(task: str, results_dir: Path | None = None) -> str | None:
+    """One task's table: per arm, mean ± std over seeds of dev and test scores, and the paired per-seed test
+    difference to CE; the RL arm with the best mean dev score (the task's last metric) is marked as chosen."""
+    spec = TASKS[task]
+    results_dir = Path(results_dir or REPO_ROOT / spec["results"])
+    runs: dict[str, dict[int, dict]] = {}
+    for path in sorted(results_dir.glob("*_seed*.json")):
+        result = json.loads(path.read_text())
+        runs.setdefault(result["arm"], {})[result["seed"]] = result
+    if not runs:
+        return None
+    metrics, scale, key = spec["metrics"], spec["scale"], spec["metrics"][-1]
+    order = [arm for arm in ARMS if arm in runs]
+    rl_arms = [arm for arm in order if arm != "ce"]
+    chosen = max(rl_arms, key=lambda a: statistics.fmean(r["dev"][key] for r in runs[a].values())) if rl_arms else None
+    names = " / ".join(metrics)
+    lines = [f"**{spec['title']}**", "",
+             f"| arm | rl_coef | seeds | dev {names} | test {names} | test {key} − CE (paired) |", "|---|---|---|---|---|---|"]
+    for arm in order:
+        seeds = sorted(runs[arm])
+        cells = [" / ".join(_mean_std([runs[arm][s][split][m] * scale for s in seeds]) for m in metrics) for split in ("dev", "test")]
+        paired = "-"
+        common = [s for s in seeds if s in runs.get("ce", {})]
+        if arm != "ce" and common:
+            paired = _mean_std([(runs[arm][s]["test"][key] - runs["ce"][s]["test"][key]) * scale for s in common])
+            paired += f" (seeds {','.join(map(str, common))})"
+        label = f"{arm} (chosen on dev)" if arm == chosen else arm
+        lines.append(f"| {label} | {ARMS[arm]:g} | {','.join(map(str, seeds))} | {cells[0]} | {cells[1]} | {paired} |")
+    return "\n".join(lines)
+
+
+def report() -> str:
+    tables = [t for t in (report_task(task) for task in TASKS) if t]
+    if not tables:
+        raise SystemExit("No results yet: run the grid first.")
+    return "\n\n".join(tables)
+
+
+TABLE_BEGIN, TABLE_END = "<!-- sentence_classification table: begin -->", "<!-- sentence_classification table: end -->"
+
+
+def write_table(path: Path, table: str) -> None:
+    """Replace the text between the two table markers of `path` (generated; edit the script, not the doc)."""
+    text = path.read_text(encoding="utf-8")
+    if TABLE_BEGIN not in text or TABLE_END not in text:
+        raise ValueError(f"{path} has no {TABLE_BEGIN} ... {TABLE_END} markers: add them where the table goes.")
+    head, rest = text.split(TABLE_BEGIN, 1)
+    _, tail = rest.split(TABLE_END, 1)
+    path.write_text(f"{head}{TABLE_BEGIN}\n{table}\n{TABLE_END}{tail}", encoding="utf-8")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    grid = sub.add_parser("grid", help="task x seed x arm; finished runs are skipped")
+    grid.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    grid.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    grid.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    rep = sub.add_parser("report", help="the tables (stdout) from the JSONs")
+    rep.add_argument("--write", default=None, help="markdown file whose text between the table markers is replaced")
+    opts = parser.parse_args(argv)
+    if opts.command == "grid":
+        for task in opts.tasks:
+            for seed in opts.seeds:
+                for arm in opts.arms:
+                    run(task, arm, seed)
+    else:
+        table = report()
+        print(table)
+        if opts.write:
+            write_table(Path(opts.write), table)
+
+
+if __name__ == "__main__":
+    main()
