@@ -64,7 +64,7 @@ class QAConfig:
     warm_questions: int = 2800
     warm_learning_rate: float = 1e-4
     warm_warmup_steps: int = 15
-    steps: int = 150
+    steps: int = 100
     learning_rate: float = 1e-4
     batch_size: int = 16
     num_samples: int = 4

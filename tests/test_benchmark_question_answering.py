@@ -89,3 +89,12 @@ def test_a_finished_or_running_run_is_skipped(tmp_path, monkeypatch):
     (tmp_path / "ce_seed5.running").touch()
     bench.run(bench.QAConfig(arm="ce", seed=5), tmp_path, tmp_path / "work")
     assert calls == ["ce_rl_seed5"] and not (tmp_path / "ce_rl_seed5.running").exists()
+
+
+def test_benchmarks_doc_table_is_the_report_of_the_committed_results():
+    if not any(bench.RESULTS_DIR.glob("*_seed*.json")):
+        pytest.skip("no committed QA results yet")
+    doc = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    assert f"{bench.TABLE_BEGIN}\n{bench.report()}\n{bench.TABLE_END}" in doc, (
+        "docs/benchmarks.md is stale: python benchmarks/question_answering.py report --write docs/benchmarks.md"
+    )

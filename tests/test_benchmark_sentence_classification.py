@@ -5,6 +5,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
@@ -55,3 +57,12 @@ def test_a_finished_or_running_run_is_skipped(tmp_path, monkeypatch):
     bench.run("sst2", "ce", 1, tmp_path)
     bench.run("sst2", "ce_rl", 1, tmp_path)
     assert calls == []
+
+
+def test_benchmarks_doc_tables_are_the_report_of_the_committed_results():
+    if not any(any((ROOT / spec["results"]).glob("*_seed*.json")) for spec in bench.TASKS.values()):
+        pytest.skip("no committed SST-2 or SemEval results yet")
+    doc = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    assert f"{bench.TABLE_BEGIN}\n{bench.report()}\n{bench.TABLE_END}" in doc, (
+        "docs/benchmarks.md is stale: python benchmarks/sentence_classification.py report --write docs/benchmarks.md"
+    )
