@@ -54,13 +54,13 @@ TASKS = {
 
 
 def command(task: str, arm: str, seed: int, output_dir: str, max_steps: int | None = None, extra_args=()) -> list[str]:
-    """The recipe command of one run: the task's YAML, the arm's `rl_coef`, the seed, a fixed number of steps, dev
-    evaluated once at the end, CPU, nothing saved but the reports."""
+    """The recipe command of one run: the task's YAML, the arm's `rl_coef`, the seed, a fixed number of steps, CPU;
+    the recipe scores dev once at the end and predicts test (`all_results.json`)."""
     spec = TASKS[task]
     steps = max_steps or spec["max_steps"]
     return [
         sys.executable, spec["recipe"], "--config", spec["config"], "--rl_coef", str(ARMS[arm]), "--seed", str(seed),
-        "--max_steps", str(steps), "--eval_strategy", "steps", "--eval_steps", str(steps), "--use_cpu", "true",
+        "--max_steps", str(steps), "--eval_strategy", "no", "--use_cpu", "true",
         "--output_dir", output_dir, "--disable_tqdm", "true", "--logging_steps", "25", *extra_args,
     ]
 
@@ -86,13 +86,13 @@ def run(task: str, arm: str, seed: int, results_dir: Path | None = None, max_ste
         env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "TRANSFORMERS_VERBOSITY": "error"}
         subprocess.run(cmd, cwd=REPO_ROOT, env=env, check=True)
         seconds = time.perf_counter() - started
-        scores = json.loads((Path(output_dir) / "test_results.json").read_text())
+        scores = json.loads((Path(output_dir) / "all_results.json").read_text())
         state = json.loads((Path(output_dir) / "trainer_state.json").read_text())
         result = {
             "task": task, "arm": arm, "rl_coef": ARMS[arm], "seed": seed,
             "command": " ".join(["python"] + cmd[1:]).replace(output_dir, "<output_dir>"),
             "dev": {k[len("eval_"):]: v for k, v in scores.items() if k.startswith("eval_")},
-            "test": {k[len("test_"):]: v for k, v in scores.items() if k.startswith("test_")},
+            "test": {k[len("predict_"):]: v for k, v in scores.items() if k.startswith("predict_")},
             "wall_seconds": round(seconds, 1),
             "train_log": state["log_history"],
             "machine": f"{os.cpu_count()} CPU cores, OMP_NUM_THREADS={env['OMP_NUM_THREADS']}",

@@ -8,10 +8,12 @@ sentence with its entity markers `<e1>..</e1>`, `<e2>..</e2>` added to the token
 The reward ([`RelationReward`]) gives full credit for the right relation and direction, `--direction_credit` for the
 right relation in the wrong direction and `-other_cost` for a relation predicted where the gold label is `Other`. The
 metric is the task's official score: macro-F1 over the 9 relations with directionality, `Other` excluded (percent).
-The recipe evaluates on dev (every tenth training example) every epoch, on the official test set at the end, and
-writes to `output_dir`: the model and tokenizer (markers included), a model card, `training_args.json`,
-`test_results.json` (last dev scores `eval_*`, test scores `test_*`), `trainer_state.json` (the log history) and
-`resolved_config.yaml`.
+The recipe evaluates on dev (every tenth training example) as `eval_strategy` says and once more at the end, predicts
+the official test set, and writes to `output_dir`, as `run_glue.py` names them: `train_results.json`,
+`eval_results.json` (dev), `predict_results.json` (test, keys `predict_*`), `all_results.json`, `trainer_state.json`
+(the log history, ending with the test scores) and `predictions.tsv` (index, sentence, gold and predicted relation);
+plus the model and tokenizer (markers included), a model card, `training_args.json` and `resolved_config.yaml`.
+`--resume_from_checkpoint` (true or a checkpoint folder) continues a run.
 
 With `--peft lora` the 4 marker embeddings train too (PEFT's `trainable_token_indices`); with the other PEFT methods
 they keep their initial value (the mean embedding), so the model cannot tell `<e1>` from `<e2>`: use full
@@ -48,6 +50,8 @@ from trl_tokenlevel.models.peft_presets import (
     prepare_peft,
 )
 from trl_tokenlevel.rewards import RelationReward
+from trl_tokenlevel.runtime import setup_script_logging
+from trl_tokenlevel.sequence_classification.reports import train_evaluate_predict
 
 logger = logging.getLogger("relation_extraction")
 
@@ -121,7 +125,7 @@ def build_model(model_args: ModelArguments, labels: list[str], training_args):
 
 
 def main(script_args: ScriptArguments, training_args: SequenceClassificationRLConfig, model_args: ModelArguments) -> dict:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_script_logging(training_args)  # INFO on the main process only
     set_seed(training_args.seed)  # before the head and adapters are created
     dataset, dataset_name = load_data(script_args)
     labels = dataset["train"].features["relation"].names or SEMEVAL2010_TASK8_LABELS
@@ -134,21 +138,13 @@ def main(script_args: ScriptArguments, training_args: SequenceClassificationRLCo
     )
     trainer.dataset_name = dataset_name
     log_trainable_parameters(trainer.model, logger)
-    trainer.log_metrics("train", trainer.train().metrics)
-
-    test_metrics = trainer.predict(trainer.prepare_dataset(dataset["test"]), metric_key_prefix="test").metrics
-    trainer.log_metrics("test", test_metrics)
-    trainer.log(test_metrics)  # into the log history, so the model card reports the test scores
-    trainer.save_state()  # trainer_state.json: the whole log history, dev and test scores included
+    results = train_evaluate_predict(trainer, dataset, labels)  # + {train,eval,predict}_results.json, predictions.tsv
     if trainer.is_world_process_zero():
-        dev = next((h for h in reversed(trainer.state.log_history) if "eval_loss" in h), {})
-        with open(f"{training_args.output_dir}/test_results.json", "w") as handle:
-            json.dump({**dev, **test_metrics}, handle, indent=1)
         resolved = {"script": asdict(script_args), "model": asdict(model_args), "training": training_args.to_dict()}
         with open(f"{training_args.output_dir}/resolved_config.yaml", "w") as handle:
             yaml.safe_dump(json.loads(json.dumps(resolved, default=str)), handle, sort_keys=False)
     trainer.save_model(training_args.output_dir)  # + model card; --merge_adapters; --push_to_hub uploads the folder
-    return test_metrics
+    return results
 
 
 if __name__ == "__main__":

@@ -5,11 +5,13 @@
     accelerate launch recipes/text_classification.py --config recipes/configs/text_classification.yaml
 
 Every field of `ScriptArguments`, `ModelArguments` and `SequenceClassificationRLConfig` is a flag and a YAML key. The
-recipe evaluates on the dev split every epoch (accuracy, macro-F1), on the test split at the end, and writes to
-`output_dir`: the model (full; with `--peft` the adapter, or with `--merge_adapters` a plain merged model) and the
-tokenizer, a model card (`README.md`), `training_args.json`, `test_results.json` (the last dev scores `eval_*` and the
-test scores `test_*`), `trainer_state.json` (the log history) and `resolved_config.yaml`. The saved model loads in
-`pipeline("text-classification")`.
+recipe evaluates on the dev split as `eval_strategy` says (accuracy, macro-F1) and once more at the end, predicts the
+test split, and writes to `output_dir` what `run_glue.py` users look for: `train_results.json`, `eval_results.json`
+(dev), `predict_results.json` (test, keys `predict_*`), `all_results.json` (the three merged), `trainer_state.json`
+(the log history, ending with the test scores) and `predictions.tsv` (index, sentence, gold and predicted label);
+plus the model (full; with `--peft` the adapter, or with `--merge_adapters` a plain merged model) and the tokenizer,
+a model card (`README.md`), `training_args.json` and `resolved_config.yaml`. `--resume_from_checkpoint` (true or a
+checkpoint folder) continues a run. The saved model loads in `pipeline("text-classification")`.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from trl_tokenlevel.models.peft_presets import (
     prepare_peft,
 )
 from trl_tokenlevel.rewards import get_reward
+from trl_tokenlevel.runtime import setup_script_logging
+from trl_tokenlevel.sequence_classification.reports import train_evaluate_predict
 
 logger = logging.getLogger("text_classification")
 
@@ -92,7 +96,7 @@ def build_rewards(script_args: ScriptArguments) -> list:
 
 
 def main(script_args: ScriptArguments, training_args: SequenceClassificationRLConfig, model_args: ModelArguments) -> dict:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_script_logging(training_args)  # INFO on the main process only
     set_seed(training_args.seed)  # before the head and adapters are created
     reward_funcs = build_rewards(script_args)
     dataset_dir, dataset_name = script_args.dataset_dir, script_args.dataset_name
@@ -120,26 +124,13 @@ def main(script_args: ScriptArguments, training_args: SequenceClassificationRLCo
     )
     trainer.dataset_name = dataset_name or "stanfordnlp/sst2"  # for the model card (the shared copy is this data)
     log_trainable_parameters(trainer.model, logger)
-    trainer.log_metrics("train", trainer.train().metrics)
-
-    test_metrics = trainer.predict(trainer.prepare_dataset(dataset["test"]), metric_key_prefix="test").metrics
-    trainer.log_metrics("test", test_metrics)
-    trainer.log(test_metrics)  # into the log history, so the model card reports the test scores
-    trainer.save_state()  # trainer_state.json: the whole log history, dev and test scores included
+    results = train_evaluate_predict(trainer, dataset, labels)  # + {train,eval,predict}_results.json, predictions.tsv
     if trainer.is_world_process_zero():
-        write_reports(trainer, training_args.output_dir, test_metrics, script_args, model_args)
+        resolved = {"script": asdict(script_args), "model": asdict(model_args), "training": training_args.to_dict()}
+        with open(f"{training_args.output_dir}/resolved_config.yaml", "w") as handle:
+            yaml.safe_dump(json.loads(json.dumps(resolved, default=str)), handle, sort_keys=False)
     trainer.save_model(training_args.output_dir)  # + model card; --merge_adapters; --push_to_hub uploads the folder
-    return test_metrics
-
-
-def write_reports(trainer, output_dir: str, test_metrics: dict, script_args, model_args) -> None:
-    """`test_results.json` (last dev scores and the test scores) and `resolved_config.yaml`."""
-    dev = next((h for h in reversed(trainer.state.log_history) if "eval_loss" in h), {})
-    with open(f"{output_dir}/test_results.json", "w") as handle:
-        json.dump({**dev, **test_metrics}, handle, indent=1)
-    resolved = {"script": asdict(script_args), "model": asdict(model_args), "training": trainer.args.to_dict()}
-    with open(f"{output_dir}/resolved_config.yaml", "w") as handle:
-        yaml.safe_dump(json.loads(json.dumps(resolved, default=str)), handle, sort_keys=False)
+    return results
 
 
 if __name__ == "__main__":

@@ -36,15 +36,25 @@ def needs(folder: str) -> Path:
 def test_text_classification_recipe_writes_its_reports(tmp_path):
     sst2 = needs("sst2")
     result = run_recipe("text_classification", tmp_path / "run", "--dataset_dir", str(sst2))
-    report = json.loads((tmp_path / "run" / "test_results.json").read_text())
-    history = json.loads((tmp_path / "run" / "trainer_state.json").read_text())["log_history"]
-    assert history[-1]["test_accuracy"] == report["test_accuracy"]  # the log history ends with the test scores
-    for key in ("test_accuracy", "test_macro_f1", "test_f1_negative", "test_f1_positive", "eval_accuracy",
+    out = tmp_path / "run"
+    report = json.loads((out / "all_results.json").read_text())  # run_glue.py's files
+    for split in ("train", "eval", "predict"):
+        assert set(json.loads((out / f"{split}_results.json").read_text())) <= set(report), split
+    assert report["predict_samples"] == 32 and report["eval_samples"] == 32
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    assert history[-1]["predict_accuracy"] == report["predict_accuracy"]  # the log history ends with the test scores
+    for key in ("predict_accuracy", "predict_macro_f1", "predict_f1_negative", "predict_f1_positive", "eval_accuracy",
                 "eval_macro_f1"):  # fmt: skip
         assert 0.0 <= report[key] <= 1.0, key
-    card = (tmp_path / "run" / "README.md").read_text()
+    rows = (out / "predictions.tsv").read_text(encoding="utf-8").splitlines()
+    assert rows[0] == "index\tsentence\tgold\tpredicted" and len(rows) == 33
+    cells = [row.split("\t") for row in rows[1:]]
+    assert all(gold in ("negative", "positive") and guess in ("negative", "positive") for _, _, gold, guess in cells)
+    # the file holds the predictions predict_results.json scores
+    assert sum(gold == guess for _, _, gold, guess in cells) / 32 == pytest.approx(report["predict_accuracy"])
+    card = (out / "README.md").read_text()
     assert "pipeline_tag: text-classification" in card and "CorrectLabelReward" in card
-    assert (tmp_path / "run" / "model.safetensors").exists() and (tmp_path / "run" / "resolved_config.yaml").exists()
+    assert (out / "model.safetensors").exists() and (out / "resolved_config.yaml").exists()
     assert "'reward'" in result.stdout and "'eval_accuracy'" in result.stdout  # RL ran; dev evaluated
 
 
@@ -58,10 +68,10 @@ def test_relation_extraction_recipe_with_merged_lora_writes_its_reports(tmp_path
     out = tmp_path / "run"
     run_recipe("relation_extraction", out, "--dataset_dir", str(semeval), "--peft", "lora", "--merge_adapters", "true",
                "--learning_rate", "1e-3")  # fmt: skip
-    report = json.loads((out / "test_results.json").read_text())
+    report = json.loads((out / "all_results.json").read_text())
     history = json.loads((out / "trainer_state.json").read_text())["log_history"]
-    assert history[-1]["test_macro_f1"] == report["test_macro_f1"]
-    for key in ("test_macro_f1", "test_macro_precision", "test_macro_recall", "test_accuracy", "eval_macro_f1"):
+    assert history[-1]["predict_macro_f1"] == report["predict_macro_f1"]
+    for key in ("predict_macro_f1", "predict_macro_precision", "predict_macro_recall", "predict_accuracy", "eval_macro_f1"):
         assert 0.0 <= report[key] <= 100.0, key  # the official scorer reports percent
     assert (out / "adapter" / "adapter_model.safetensors").exists()  # merged model on top, adapter kept
     tokenizer = AutoTokenizer.from_pretrained(out)
@@ -69,6 +79,11 @@ def test_relation_extraction_recipe_with_merged_lora_writes_its_reports(tmp_path
     assert {"<e1>", "</e1>", "<e2>", "</e2>"} <= set(tokenizer.tokenize(sentence))  # markers stay whole tokens
     prediction = pipeline("text-classification", model=str(out), device="cpu")(sentence)[0]
     assert prediction["label"] in SEMEVAL2010_TASK8_LABELS
+    # the merged model in the pipeline gives the trainer's own test predictions (predictions.tsv)
+    rows = [row.split("\t") for row in (out / "predictions.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+    assert len(rows) == 32 and all(gold in SEMEVAL2010_TASK8_LABELS for _, _, gold, _ in rows)
+    piped = pipeline("text-classification", model=str(out), device="cpu")([text for _, text, _, _ in rows])
+    assert [p["label"] for p in piped] == [guess for _, _, _, guess in rows]
 
 
 def test_relation_extraction_recipe_names_a_record_without_markers(tmp_path, monkeypatch):
