@@ -7,12 +7,14 @@
 Every field of `ScriptArguments`, `ModelArguments` and `QuestionAnsweringRLConfig` is a flag and a YAML key. The data
 is the official SQuAD v1.1 dev file re-split by article (`../shared/data/squad`, or `rajpurkar/squad` from the Hub:
 see `trl_tokenlevel/data/squad.py`). The recipe evaluates on the dev split (official exact match and F1) as
-`eval_strategy` says, on the test split at the end, and writes to `output_dir`: the model (with `--peft`: the
-adapter, or with `--merge_adapters` a plain merged model) and tokenizer, a model card (`README.md`),
-`test_report.json` / `test_report.txt` (EM/F1), `test_predictions.json` (question id -> answer),
-`trainer_state.json` (the log history) and `resolved_config.yaml`. Reload the model with
-`AutoModelForQuestionAnswering` and answer with `trl_tokenlevel.question_answering.answer_questions` (transformers 5
-has no "question-answering" pipeline).
+`eval_strategy` says and once more at the end, predicts the test split, and writes to `output_dir` what `run_qa.py`
+users look for: `train_results.json`, `eval_results.json` (dev), `predict_results.json` (test, keys `predict_*`),
+`all_results.json` (the three merged), `eval_predictions.json` / `predict_predictions.json` (question id -> answer),
+`trainer_state.json` (the log history, ending with the test scores), `test_report.txt` (the test EM/F1); plus the
+model (with `--peft`: the adapter, or with `--merge_adapters` a plain merged model) and tokenizer, a model card
+(`README.md`) and `resolved_config.yaml`. `--resume_from_checkpoint` (true or a checkpoint folder) continues a run.
+Reload the model with `AutoModelForQuestionAnswering` and answer with
+`trl_tokenlevel.question_answering.answer_questions` (transformers 5 has no "question-answering" pipeline).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from trl_tokenlevel.models import DEFAULT_NER_BACKBONE, resolve_model_path
 from trl_tokenlevel.models.peft_presets import apply_bitfit, get_peft_config, log_trainable_parameters
 from trl_tokenlevel.models.quantization import quantization_config
 from trl_tokenlevel.rewards import get_reward
+from trl_tokenlevel.run_identity import resume_argument
+from trl_tokenlevel.runtime import setup_script_logging
 
 
 logger = logging.getLogger("question_answering")
@@ -96,20 +100,22 @@ def build_model(model_args: ModelArguments, training_args: QuestionAnsweringRLCo
     return model, tokenizer, peft_config
 
 
-def write_reports(output_dir: str, metrics: dict, predictions: dict, resolved: dict) -> None:
-    with open(f"{output_dir}/test_report.json", "w") as handle:
-        json.dump(metrics, handle, indent=2)
+def write_reports(output_dir: str, test_metrics: dict, dev_answers: dict, test_answers: dict, resolved: dict) -> None:
+    """`eval_predictions.json` / `predict_predictions.json` (question id -> answer text, as `run_qa.py` names them),
+    `test_report.txt` (the official test EM/F1) and `resolved_config.yaml`."""
+    for name, answers in (("eval", dev_answers), ("predict", test_answers)):
+        with open(f"{output_dir}/{name}_predictions.json", "w", encoding="utf-8") as handle:
+            json.dump(answers, handle, indent=1, ensure_ascii=False)
     with open(f"{output_dir}/test_report.txt", "w") as handle:
-        handle.write(f"SQuAD v1.1 (re-split dev, test part): {len(predictions)} questions\n")
-        handle.write(f"exact match {metrics['test_exact_match']:.2f}  F1 {metrics['test_f1']:.2f}  (official, %)\n")
-    with open(f"{output_dir}/test_predictions.json", "w") as handle:
-        json.dump(predictions, handle, indent=1, ensure_ascii=False)
+        handle.write(f"SQuAD v1.1 (re-split dev, test part): {len(test_answers)} questions\n")
+        handle.write(f"exact match {test_metrics['predict_exact_match']:.2f}  F1 {test_metrics['predict_f1']:.2f}  "
+                     "(official, %)\n")
     with open(f"{output_dir}/resolved_config.yaml", "w") as handle:
         yaml.safe_dump(json.loads(json.dumps(resolved, default=str)), handle, sort_keys=False)
 
 
 def main(script_args: ScriptArguments, training_args: QuestionAnsweringRLConfig, model_args: ModelArguments) -> dict:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_script_logging(training_args)  # INFO on the main process only
     set_seed(training_args.seed)  # before the head and the adapters are created
     unknown = set(script_args.rewards) - set(SPAN_REWARDS)
     if unknown:
@@ -129,20 +135,27 @@ def main(script_args: ScriptArguments, training_args: QuestionAnsweringRLConfig,
     )
     trainer.dataset_name = dataset_name or "rajpurkar/squad"  # for the model card (the shared copy is its dev file)
     log_trainable_parameters(trainer.model, logger)
-    train_result = trainer.train()
-    trainer.log_metrics("train", train_result.metrics)
-
-    prediction = trainer.predict(squad["test"], metric_key_prefix="test")
-    metrics = dict(prediction.metrics)
-    trainer.log_metrics("test", metrics)
-    trainer.log(metrics)  # into the log history, so the model card reports the test scores
-    trainer.save_state()  # trainer_state.json: the whole log history, dev and test scores included
+    train_result = trainer.train(resume_from_checkpoint=resume_argument(training_args.resume_from_checkpoint))
+    # as run_qa.py: {split}_results.json per split (all merged into all_results.json), {split}_predictions.json
+    dev = trainer.predict(squad["validation"], metric_key_prefix="eval")
+    test = trainer.predict(squad["test"], metric_key_prefix="predict")
+    results = {
+        "train": {**train_result.metrics, "train_samples": len(squad["train"])},
+        "eval": {**dev.metrics, "eval_samples": len(squad["validation"])},
+        "predict": {**test.metrics, "predict_samples": len(squad["test"])},
+    }
+    for split, metrics in results.items():
+        trainer.log_metrics(split, metrics)
+        trainer.save_metrics(split, metrics)
+    trainer.log(dict(results["eval"]))  # copies (log adds `epoch`): into trainer_state.json and the model card
+    trainer.log(dict(results["predict"]))
+    trainer.save_state()  # trainer_state.json: the log history, ending with the test scores
     if trainer.is_world_process_zero():
         resolved = {"script": asdict(script_args), "model": asdict(model_args), "training": training_args.to_dict()}
-        write_reports(training_args.output_dir, metrics, prediction.predictions, resolved)
+        write_reports(training_args.output_dir, results["predict"], dev.predictions, test.predictions, resolved)
     # + model card; --merge_adapters: a plain merged model, adapter in adapter/; --push_to_hub: uploads the folder
     trainer.save_model(training_args.output_dir)
-    return metrics
+    return results
 
 
 if __name__ == "__main__":

@@ -33,19 +33,23 @@ def test_question_answering_recipe_trains_evaluates_and_writes_reports(tmp_path)
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
 
-    report = json.loads((out / "test_report.json").read_text())
-    for key in ("test_exact_match", "test_f1"):
+    report = json.loads((out / "all_results.json").read_text())  # run_qa.py's files
+    for split in ("train", "eval", "predict"):
+        assert set(json.loads((out / f"{split}_results.json").read_text())) <= set(report), split
+    for key in ("predict_exact_match", "predict_f1", "eval_exact_match", "eval_f1"):
         assert 0.0 <= report[key] <= 100.0, key
-    predictions = json.loads((out / "test_predictions.json").read_text())
+    assert report["predict_samples"] == 16 == report["eval_samples"]
+    predictions = json.loads((out / "predict_predictions.json").read_text())
     assert len(predictions) == 16 and all(isinstance(v, str) for v in predictions.values())
+    assert len(json.loads((out / "eval_predictions.json").read_text())) == 16
     assert "exact match" in (out / "test_report.txt").read_text()
     history = json.loads((out / "trainer_state.json").read_text())["log_history"]
-    assert history[-1]["test_f1"] == report["test_f1"]  # the log history ends with the test scores
+    assert history[-1]["predict_f1"] == report["predict_f1"]  # the log history ends with the test scores
     assert "eval_f1" in result.stdout + result.stderr  # the dev evaluation ran
     logs = result.stdout + result.stderr
     assert "rewards/SpanF1Reward/mean" in logs and "ce_loss" in logs
     card = (out / "README.md").read_text()
-    assert "pipeline_tag: question-answering" in card and "test_f1" in card
+    assert "pipeline_tag: question-answering" in card and "predict_f1" in card
 
     # the merged export is a plain model: it reloads without PEFT and answers like the recipe's own prediction
     import torch
