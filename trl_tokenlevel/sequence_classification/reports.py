@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import csv
-import logging
 from collections.abc import Sequence
 
 import numpy as np
 
 from ..run_identity import resume_argument
-
-
-logger = logging.getLogger(__name__)
 
 
 def train_evaluate_predict(trainer, dataset, label_list: Sequence[str]) -> dict:
