@@ -52,6 +52,11 @@ def test_text_classification_recipe_writes_its_reports(tmp_path):
     assert all(gold in ("negative", "positive") and guess in ("negative", "positive") for _, _, gold, guess in cells)
     # the file holds the predictions predict_results.json scores
     assert sum(gold == guess for _, _, gold, guess in cells) / 32 == pytest.approx(report["predict_accuracy"])
+    from transformers import pipeline
+
+    # the saved full model in the pipeline gives the trainer's own test predictions
+    piped = pipeline("text-classification", model=str(out), device="cpu")([text for _, text, _, _ in cells])
+    assert [p["label"] for p in piped] == [guess for _, _, _, guess in cells]
     card = (out / "README.md").read_text()
     assert "pipeline_tag: text-classification" in card and "CorrectLabelReward" in card
     assert (out / "model.safetensors").exists() and (out / "resolved_config.yaml").exists()
