@@ -270,28 +270,32 @@ def summarize(results_dir: str, plot_path: str | None = None, expected_seeds=(1,
 
 def plot(groups: dict, plot_path: str) -> None:
     """Test F1 after each round against the feedback bits used so far (mean ± std over seeds); arms that use no
-    bits are drawn as horizontal lines at their final test F1."""
+    bits (floor, self-training, the gold ceiling: run once, at noise 0, as they read no feedback) are drawn as
+    horizontal lines at their final test F1 on every panel, one line style each."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    noises = sorted({key[0] for key in groups})
-    fig, axes = plt.subplots(1, len(noises), figsize=(6.5 * len(noises), 4.5), squeeze=False)
+    reference_styles = {"floor": ("grey", ":"), "self_training": ("grey", "-."), "gold": ("black", "--")}
+    references = {name: runs for (_, _, name), runs in groups.items() if runs[0]["final"]["bits"] == 0}
+    noises = sorted({key[0] for key, runs in groups.items() if runs[0]["final"]["bits"] > 0})
+    fig, axes = plt.subplots(1, len(noises), figsize=(6.5 * len(noises), 4.5), squeeze=False, sharey=True)
     for ax, noise in zip(axes[0], noises):
+        for name, runs in references.items():
+            color, style = reference_styles.get(name, ("grey", "--"))
+            final = statistics.mean(100 * r["curve"][-1]["test_f1"] for r in runs)
+            ax.axhline(final, linestyle=style, linewidth=1.2, color=color,
+                       label=f"{LEGEND.get(name, name)} ({len(runs)} seeds)")  # fmt: skip
         for (group_noise, _, name), runs in sorted(groups.items()):
-            if group_noise != noise:
+            if group_noise != noise or name in references:
                 continue
             rounds = min(len(r["curve"]) for r in runs)
             f1 = [[100 * r["curve"][i]["test_f1"] for r in runs] for i in range(rounds)]
             means = [statistics.mean(v) for v in f1]
             stds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in f1]
-            label = f"{LEGEND.get(name, name)} ({len(runs)} seeds)"
-            if runs[0]["final"]["bits"] == 0:
-                ax.axhline(means[-1], linestyle="--", linewidth=1, label=label, color=None)
-                continue
             bits = [statistics.mean(r["curve"][i]["bits"] for r in runs) for i in range(rounds)]
-            ax.errorbar(bits, means, yerr=stds, marker="o", capsize=3, label=label)
+            ax.errorbar(bits, means, yerr=stds, marker="o", capsize=3, label=f"{LEGEND.get(name, name)} ({len(runs)} seeds)")
         ax.set_title(f"CoNLL-2003, MiniLM from the 1% subset: annotator noise {noise:g}")
         ax.set_xlabel("feedback bits used (accept/reject of shown entities)")
         ax.set_ylabel("test entity F1 (seqeval strict, %)")
