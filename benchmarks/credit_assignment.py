@@ -38,12 +38,13 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import config_from_yaml, mean_std, run_once, write_between_markers  # noqa: E402
 
 RESULTS_DIR = REPO_ROOT / "docs" / "results" / "credit_assignment"
 CONFIG_DIR = REPO_ROOT / "benchmarks" / "configs" / "credit_assignment"
@@ -82,15 +83,8 @@ class CreditConfig:
 
     @classmethod
     def from_yaml(cls, path, **overrides) -> CreditConfig:
-        values = yaml.safe_load(Path(path).read_text()) or {}
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"{path}: unknown keys {unknown}. Fix: use only {sorted(known)}.")
-        if "lora_target_modules" in values:
-            values["lora_target_modules"] = tuple(values["lora_target_modules"])
-        config = cls(**values)
+        config = config_from_yaml(cls, path, overrides)
+        config.lora_target_modules = tuple(config.lora_target_modules)
         if config.arm not in ARMS:
             raise ValueError(f"{path}: arm={config.arm!r} is not one of {ARMS}.")
         return config
@@ -375,25 +369,13 @@ def train_one(config: CreditConfig) -> dict:
 
 
 def run(config: CreditConfig, results_dir: Path = RESULTS_DIR, force: bool = False) -> Path:
+    """One run: `<results_dir>/<arm>_seed<seed>.json`, skipped when it exists (unless `force`) or another process runs
+    it (its `.running` file; a killed run leaves it: delete it to rerun)."""
     path = Path(results_dir) / f"{config.name}.json"
-    if path.exists() and not force:
-        print(f"skip {config.name}: {path} exists", flush=True)
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = path.with_suffix(".running")  # two grids can share the queue; a killed run leaves it: delete it to rerun
-    try:
-        os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
-        print(f"skip {config.name}: {lock} says another process runs it (delete the file if none does)", flush=True)
-        return path
-    try:
-        result = train_one(config)
-        partial = path.with_suffix(".json.partial")
-        partial.write_text(json.dumps(result, indent=1) + "\n")
-        os.replace(partial, path)
-    finally:
-        lock.unlink(missing_ok=True)
-    print(f"wrote {path}", flush=True)
+    if force:
+        path.unlink(missing_ok=True)
+    if run_once(path, lambda: train_one(config), config.name):
+        print(f"wrote {path}", flush=True)
     return path
 
 
@@ -409,9 +391,7 @@ def load_results(results_dir: Path = RESULTS_DIR) -> dict[str, list[dict]]:
 
 
 def _mean_std(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.fmean(values):.3f} ± {statistics.stdev(values):.3f}"
+    return mean_std(values, digits=3)
 
 
 def steps_to_reach(curve: list[dict], target: float, metric: str = "rm_score") -> int | None:
@@ -560,12 +540,7 @@ TABLE_BEGIN, TABLE_END = "<!-- credit_assignment table: begin -->", "<!-- credit
 
 def write_table(path: Path, table: str) -> None:
     """Replace the text between the two table markers of `path` (generated; edit the script, not the doc)."""
-    text = path.read_text(encoding="utf-8")
-    if TABLE_BEGIN not in text or TABLE_END not in text:
-        raise ValueError(f"{path} has no {TABLE_BEGIN} ... {TABLE_END} markers: add them where the table goes.")
-    head, rest = text.split(TABLE_BEGIN, 1)
-    _, tail = rest.split(TABLE_END, 1)
-    path.write_text(f"{head}{TABLE_BEGIN}\n{table}\n{TABLE_END}{tail}", encoding="utf-8")
+    write_between_markers(path, table, TABLE_BEGIN, TABLE_END)
 
 
 if __name__ == "__main__":

@@ -40,11 +40,13 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import config_from_yaml, mean_std, run_once, write_between_markers  # noqa: E402
 
 RESULTS_DIR = REPO_ROOT / "docs" / "results" / "question_answering"
 CONFIG_DIR = REPO_ROOT / "benchmarks" / "configs" / "question_answering"
@@ -77,13 +79,7 @@ class QAConfig:
 
     @classmethod
     def from_yaml(cls, path, **overrides) -> QAConfig:
-        values = yaml.safe_load(Path(path).read_text()) or {}
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"{path}: unknown keys {unknown}. Fix: use only {sorted(known)}.")
-        config = cls(**values)
+        config = config_from_yaml(cls, path, overrides)
         if config.arm not in ARMS:
             raise ValueError(f"{path}: arm={config.arm!r} is not one of {ARMS}.")
         if (config.arm == "ce") != (config.rl_coef == 0):
@@ -223,25 +219,14 @@ def train_one(config: QAConfig, work_dir: Path = WORK_DIR) -> dict:
 
 
 def run(config: QAConfig, results_dir: Path = RESULTS_DIR, work_dir: Path = WORK_DIR, force: bool = False) -> Path:
+    """One run: `<results_dir>/<arm>_seed<seed>.json`, skipped when it exists (unless `force`) or another worker runs
+    it."""
     path = Path(results_dir) / f"{config.name}.json"
-    if path.exists() and not force:
-        print(f"skip {config.name}: {path} exists", flush=True)
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = path.with_suffix(".running")
-    try:
-        os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
-        print(f"skip {config.name}: {lock} says another process runs it (delete the file if none does)", flush=True)
-        return path
-    try:
-        result = train_one(config, Path(work_dir))
-        partial = path.with_suffix(".json.partial")
-        partial.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
-        os.replace(partial, path)
-    finally:
-        lock.unlink(missing_ok=True)
-    print(f"wrote {path}: dev F1 {result['dev']['f1']:.2f}, test F1 {result['test']['f1']:.2f}", flush=True)
+    if force:
+        path.unlink(missing_ok=True)
+    if run_once(path, lambda: train_one(config, Path(work_dir)), config.name):
+        result = json.loads(path.read_text())
+        print(f"wrote {path}: dev F1 {result['dev']['f1']:.2f}, test F1 {result['test']['f1']:.2f}", flush=True)
     return path
 
 
@@ -256,22 +241,16 @@ def load_results(results_dir: Path = RESULTS_DIR) -> dict[str, dict[int, dict]]:
     return by_arm
 
 
-def _mean_std(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}"
-
-
 def report(results_dir: Path = RESULTS_DIR) -> str:
     """The results table: per arm, mean ± std over seeds of dev and test EM/F1, and the paired per-seed difference to
-    the CE arm on test; the RL arm chosen on dev (highest mean dev F1 over the seeds both it and CE have) is marked."""
+    the CE arm on test; when more than one RL weight ran, the one chosen on dev (highest mean dev F1) is marked."""
     by_arm = load_results(results_dir)
     if not by_arm:
         raise SystemExit(f"No results in {results_dir}: run the grid first.")
     order = [arm for arm in ARMS if arm in by_arm]
     rl_arms = [arm for arm in order if arm != "ce"]
     chosen = None
-    if "ce" in by_arm and rl_arms:
+    if "ce" in by_arm and len(rl_arms) > 1:  # a choice only when the dev sweep has more than one RL weight
         chosen = max(rl_arms, key=lambda arm: statistics.fmean(r["dev"]["f1"] for r in by_arm[arm].values()))
     lines = [
         "| arm | rl_coef | seeds | dev EM | dev F1 | test EM | test F1 | test EM − CE (paired) | test F1 − CE (paired) | s/step |",
@@ -281,21 +260,21 @@ def report(results_dir: Path = RESULTS_DIR) -> str:
     warm_by_seed = {r["config"]["seed"]: r["warm_start"]["dev"] for runs in by_arm.values() for r in runs.values()}
     if warm:
         lines.append(f"| warm start (CE, shared) | 0 | {','.join(map(str, sorted(warm_by_seed)))} | "
-                     f"{_mean_std([w['exact_match'] for w in warm_by_seed.values()])} | "
-                     f"{_mean_std([w['f1'] for w in warm_by_seed.values()])} | - | - | - | - | - |")
+                     f"{mean_std([w['exact_match'] for w in warm_by_seed.values()])} | "
+                     f"{mean_std([w['f1'] for w in warm_by_seed.values()])} | - | - | - | - | - |")
     for arm in order:
         runs = by_arm[arm]
         seeds = sorted(runs)
-        cells = [_mean_std([runs[s][split][metric] for s in seeds]) for split in ("dev", "test") for metric in ("exact_match", "f1")]
+        cells = [mean_std([runs[s][split][metric] for s in seeds]) for split in ("dev", "test") for metric in ("exact_match", "f1")]
         paired = ["-", "-"]
         if arm != "ce" and "ce" in by_arm:
             common = [s for s in seeds if s in by_arm["ce"]]
             if common:
-                paired = [_mean_std([runs[s]["test"][m] - by_arm["ce"][s]["test"][m] for s in common]) + f" (seeds {','.join(map(str, common))})"
+                paired = [mean_std([runs[s]["test"][m] - by_arm["ce"][s]["test"][m] for s in common]) + f" (seeds {','.join(map(str, common))})"
                           for m in ("exact_match", "f1")]
         label = f"{arm} (chosen on dev)" if arm == chosen else arm
         lines.append(f"| {label} | {runs[seeds[0]]['config']['rl_coef']:g} | {','.join(map(str, seeds))} | " + " | ".join(cells)
-                     + f" | {paired[0]} | {paired[1]} | {_mean_std([runs[s]['seconds_per_step'] for s in seeds])} |")
+                     + f" | {paired[0]} | {paired[1]} | {mean_std([runs[s]['seconds_per_step'] for s in seeds])} |")
     first = next(iter(next(iter(by_arm.values())).values()))
     lines += ["", f"Dev {first['num_dev_questions']} and test {first['num_test_questions']} questions; official SQuAD v1.1 "
               "EM/F1 in percent; mean ± std over seeds; the paired columns are the per-seed differences to the CE arm."]
@@ -306,13 +285,7 @@ TABLE_BEGIN, TABLE_END = "<!-- question_answering table: begin -->", "<!-- quest
 
 
 def write_table(path: Path, table: str) -> None:
-    """Replace the text between the two table markers of `path` (generated; edit the script, not the doc)."""
-    text = path.read_text(encoding="utf-8")
-    if TABLE_BEGIN not in text or TABLE_END not in text:
-        raise ValueError(f"{path} has no {TABLE_BEGIN} ... {TABLE_END} markers: add them where the table goes.")
-    head, rest = text.split(TABLE_BEGIN, 1)
-    _, tail = rest.split(TABLE_END, 1)
-    path.write_text(f"{head}{TABLE_BEGIN}\n{table}\n{TABLE_END}{tail}", encoding="utf-8")
+    write_between_markers(path, table, TABLE_BEGIN, TABLE_END)
 
 
 # > CLI

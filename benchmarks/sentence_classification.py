@@ -38,6 +38,10 @@ from pathlib import Path
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import mean_std, run_once, write_between_markers  # noqa: E402
+
 ARMS = {"ce": 0.0, "ce_rl": 1.0, "ce_rl_0.3": 0.3}
 """Arm name -> rl_coef, in the order a grid runs them."""
 
@@ -69,16 +73,13 @@ def run(task: str, arm: str, seed: int, results_dir: Path | None = None, max_ste
     """One run (the recipe as a subprocess); `max_steps` and `extra_args` (recipe flags) are for smoke tests."""
     results_dir = Path(results_dir or REPO_ROOT / TASKS[task]["results"])
     path = results_dir / f"{arm}_seed{seed}.json"
-    if path.exists():
-        print(f"skip {task}/{path.name}: exists", flush=True)
-        return path
-    results_dir.mkdir(parents=True, exist_ok=True)
-    lock = results_dir / f"{arm}_seed{seed}.running"
-    try:
-        os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
-        print(f"skip {task}/{path.name}: {lock} says another process runs it (delete it if none does)", flush=True)
-        return path
+    if run_once(path, lambda: run_recipe(task, arm, seed, max_steps, extra_args), f"{task}/{path.name}"):
+        print(f"wrote {path}", flush=True)
+    return path
+
+
+def run_recipe(task: str, arm: str, seed: int, max_steps: int | None = None, extra_args=()) -> dict:
+    """Runs the recipe in a scratch folder (removed after) and returns the run's JSON record."""
     output_dir = tempfile.mkdtemp(prefix=f"{task}_{arm}_seed{seed}_")
     try:
         cmd = command(task, arm, seed, output_dir, max_steps, extra_args)
@@ -88,7 +89,7 @@ def run(task: str, arm: str, seed: int, results_dir: Path | None = None, max_ste
         seconds = time.perf_counter() - started
         scores = json.loads((Path(output_dir) / "all_results.json").read_text())
         state = json.loads((Path(output_dir) / "trainer_state.json").read_text())
-        result = {
+        return {
             "task": task, "arm": arm, "rl_coef": ARMS[arm], "seed": seed,
             "command": " ".join(["python"] + cmd[1:]).replace(output_dir, "<output_dir>"),
             "dev": {k[len("eval_"):]: v for k, v in scores.items() if k.startswith("eval_")},
@@ -98,28 +99,17 @@ def run(task: str, arm: str, seed: int, results_dir: Path | None = None, max_ste
             "machine": f"{os.cpu_count()} CPU cores, OMP_NUM_THREADS={env['OMP_NUM_THREADS']}",
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         }
-        partial = path.with_suffix(".json.partial")
-        partial.write_text(json.dumps(result, indent=1) + "\n")
-        os.replace(partial, path)
     finally:
-        lock.unlink(missing_ok=True)
         shutil.rmtree(output_dir, ignore_errors=True)
-    print(f"wrote {path}", flush=True)
-    return path
 
 
 # > Report
 
 
-def _mean_std(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}"
-
-
 def report_task(task: str, results_dir: Path | None = None) -> str | None:
     """One task's table: per arm, mean ± std over seeds of dev and test scores, and the paired per-seed test
-    difference to CE; the RL arm with the best mean dev score (the task's last metric) is marked as chosen."""
+    difference to CE; when more than one RL weight ran, the one with the best mean dev score (the task's last
+    metric) is marked as chosen."""
     spec = TASKS[task]
     results_dir = Path(results_dir or REPO_ROOT / spec["results"])
     runs: dict[str, dict[int, dict]] = {}
@@ -131,17 +121,17 @@ def report_task(task: str, results_dir: Path | None = None) -> str | None:
     metrics, scale, key = spec["metrics"], spec["scale"], spec["metrics"][-1]
     order = [arm for arm in ARMS if arm in runs]
     rl_arms = [arm for arm in order if arm != "ce"]
-    chosen = max(rl_arms, key=lambda a: statistics.fmean(r["dev"][key] for r in runs[a].values())) if rl_arms else None
+    chosen = max(rl_arms, key=lambda a: statistics.fmean(r["dev"][key] for r in runs[a].values())) if len(rl_arms) > 1 else None
     names = " / ".join(metrics)
     lines = [f"**{spec['title']}**", "",
              f"| arm | rl_coef | seeds | dev {names} | test {names} | test {key} − CE (paired) |", "|---|---|---|---|---|---|"]
     for arm in order:
         seeds = sorted(runs[arm])
-        cells = [" / ".join(_mean_std([runs[arm][s][split][m] * scale for s in seeds]) for m in metrics) for split in ("dev", "test")]
+        cells = [" / ".join(mean_std([runs[arm][s][split][m] * scale for s in seeds]) for m in metrics) for split in ("dev", "test")]
         paired = "-"
         common = [s for s in seeds if s in runs.get("ce", {})]
         if arm != "ce" and common:
-            paired = _mean_std([(runs[arm][s]["test"][key] - runs["ce"][s]["test"][key]) * scale for s in common])
+            paired = mean_std([(runs[arm][s]["test"][key] - runs["ce"][s]["test"][key]) * scale for s in common])
             paired += f" (seeds {','.join(map(str, common))})"
         label = f"{arm} (chosen on dev)" if arm == chosen else arm
         lines.append(f"| {label} | {ARMS[arm]:g} | {','.join(map(str, seeds))} | {cells[0]} | {cells[1]} | {paired} |")
@@ -159,13 +149,7 @@ TABLE_BEGIN, TABLE_END = "<!-- sentence_classification table: begin -->", "<!-- 
 
 
 def write_table(path: Path, table: str) -> None:
-    """Replace the text between the two table markers of `path` (generated; edit the script, not the doc)."""
-    text = path.read_text(encoding="utf-8")
-    if TABLE_BEGIN not in text or TABLE_END not in text:
-        raise ValueError(f"{path} has no {TABLE_BEGIN} ... {TABLE_END} markers: add them where the table goes.")
-    head, rest = text.split(TABLE_BEGIN, 1)
-    _, tail = rest.split(TABLE_END, 1)
-    path.write_text(f"{head}{TABLE_BEGIN}\n{table}\n{TABLE_END}{tail}", encoding="utf-8")
+    write_between_markers(path, table, TABLE_BEGIN, TABLE_END)
 
 
 def main(argv=None) -> None:

@@ -72,6 +72,9 @@ def test_report_pairs_seeds_with_ce_and_marks_the_rl_arm_chosen_on_dev(tmp_path)
     assert "| -1.00 ± 0.00 (seeds 1,2) |" in rows["ce_rl_0.3 (chosen on dev)"]
     assert "| 62.00 ± 1.41 |" in rows["ce"]  # test F1 of CE: 61, 63
     assert rows["warm start (CE, shared)"].startswith("| warm start (CE, shared) | 0 | 1,2 | 41.50 ± 0.71 | 51.50 ± 0.71 |")
+    for seed in (1, 2):  # one RL weight left: nothing was chosen, nothing is marked
+        (tmp_path / f"ce_rl_0.3_seed{seed}.json").unlink()
+    assert "chosen" not in bench.report(tmp_path)
     doc = tmp_path / "doc.md"
     doc.write_text(f"intro\n{bench.TABLE_BEGIN}\nold\n{bench.TABLE_END}\noutro\n")
     bench.write_table(doc, table)
