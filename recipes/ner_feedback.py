@@ -25,10 +25,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import datasets
-import yaml
 from transformers import AutoConfig, set_seed
 from trl import TrlParser
 
@@ -47,6 +46,7 @@ from trl_tokenlevel.models import (
 )
 from trl_tokenlevel.rewards import SpanFeedbackReward
 from trl_tokenlevel.rewards.token.sentence_feedback import SentenceFeedbackReward
+from trl_tokenlevel.runtime import write_resolved_config
 
 logger = logging.getLogger("ner_feedback")
 
@@ -136,9 +136,7 @@ def main(script_args: FeedbackArguments, training_args: TokenClassificationRLCon
     if trainer.is_world_process_zero():
         with open(f"{training_args.output_dir}/feedback_report.json", "w") as handle:
             json.dump(report, handle, indent=1)
-        resolved = {"script": asdict(script_args), "training": training_args.to_dict()}
-        with open(f"{training_args.output_dir}/resolved_config.yaml", "w") as handle:
-            yaml.safe_dump(json.loads(json.dumps(resolved, default=str)), handle, sort_keys=False)
+        write_resolved_config(training_args.output_dir, training_args, script_args)
     print(json.dumps(report, indent=1))
     return report
 

@@ -29,12 +29,9 @@ the end, predicts the test split, and writes to `output_dir`:
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import yaml
 
 import trl_tokenlevel  # noqa: F401  (first: its import filters known upstream noise before transformers loads it)
 from datasets import DatasetDict
@@ -48,7 +45,7 @@ from trl_tokenlevel.models import DEFAULT_NER_BACKBONE, load_token_classificatio
 from trl_tokenlevel.models.peft_presets import PEFT_METHODS, log_trainable_parameters, prepare_peft
 from trl_tokenlevel.rewards import get_reward
 from trl_tokenlevel.run_identity import resume_argument
-from trl_tokenlevel.runtime import setup_script_logging
+from trl_tokenlevel.runtime import setup_script_logging, write_resolved_config
 from trl_tokenlevel.token_classification.predict import predict_word_labels
 
 
@@ -230,9 +227,7 @@ def main(script_args: ScriptArguments, training_args: TokenClassificationRLConfi
         _, token_report_text = token_classification_report(gold, predicted, label_list)
         write_test_report(f"{output_dir}/test_report.txt", results["predict"], token_report_text)
         print(token_report_text)
-        resolved = {"script": asdict(script_args), "model": asdict(model_args), "training": training_args.to_dict()}
-        with open(f"{output_dir}/resolved_config.yaml", "w") as handle:
-            yaml.safe_dump(json.loads(json.dumps(resolved, default=str)), handle, sort_keys=False)
+        write_resolved_config(output_dir, training_args, script_args, model_args)
     # + model card; --merge_adapters: a plain merged model, adapter in adapter/; --push_to_hub: uploads the folder
     trainer.save_model(training_args.output_dir)
     return results

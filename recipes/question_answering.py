@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
-import yaml
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer, set_seed
 from trl import TrlParser
 
@@ -34,7 +33,7 @@ from trl_tokenlevel.models.peft_presets import apply_bitfit, get_peft_config, lo
 from trl_tokenlevel.models.quantization import quantization_config
 from trl_tokenlevel.rewards import get_reward
 from trl_tokenlevel.run_identity import resume_argument
-from trl_tokenlevel.runtime import setup_script_logging
+from trl_tokenlevel.runtime import setup_script_logging, write_resolved_config
 
 
 logger = logging.getLogger("question_answering")
@@ -100,9 +99,9 @@ def build_model(model_args: ModelArguments, training_args: QuestionAnsweringRLCo
     return model, tokenizer, peft_config
 
 
-def write_reports(output_dir: str, test_metrics: dict, dev_answers: dict, test_answers: dict, resolved: dict) -> None:
+def write_reports(output_dir: str, test_metrics: dict, dev_answers: dict, test_answers: dict) -> None:
     """`eval_predictions.json` / `predict_predictions.json` (question id -> answer text, as `run_qa.py` names them),
-    `test_report.txt` (the official test EM/F1) and `resolved_config.yaml`."""
+    and `test_report.txt` (the official test EM/F1)."""
     for name, answers in (("eval", dev_answers), ("predict", test_answers)):
         with open(f"{output_dir}/{name}_predictions.json", "w", encoding="utf-8") as handle:
             json.dump(answers, handle, indent=1, ensure_ascii=False)
@@ -110,8 +109,6 @@ def write_reports(output_dir: str, test_metrics: dict, dev_answers: dict, test_a
         handle.write(f"SQuAD v1.1 (re-split dev, test part): {len(test_answers)} questions\n")
         handle.write(f"exact match {test_metrics['predict_exact_match']:.2f}  F1 {test_metrics['predict_f1']:.2f}  "
                      "(official, %)\n")
-    with open(f"{output_dir}/resolved_config.yaml", "w") as handle:
-        yaml.safe_dump(json.loads(json.dumps(resolved, default=str)), handle, sort_keys=False)
 
 
 def main(script_args: ScriptArguments, training_args: QuestionAnsweringRLConfig, model_args: ModelArguments) -> dict:
@@ -151,8 +148,8 @@ def main(script_args: ScriptArguments, training_args: QuestionAnsweringRLConfig,
     trainer.log(dict(results["predict"]))
     trainer.save_state()  # trainer_state.json: the log history, ending with the test scores
     if trainer.is_world_process_zero():
-        resolved = {"script": asdict(script_args), "model": asdict(model_args), "training": training_args.to_dict()}
-        write_reports(training_args.output_dir, results["predict"], dev.predictions, test.predictions, resolved)
+        write_reports(training_args.output_dir, results["predict"], dev.predictions, test.predictions)
+        write_resolved_config(training_args.output_dir, training_args, script_args, model_args)
     # + model card; --merge_adapters: a plain merged model, adapter in adapter/; --push_to_hub: uploads the folder
     trainer.save_model(training_args.output_dir)
     return results

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
-import yaml
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 from trl import TrlParser
 
@@ -38,7 +37,7 @@ from trl_tokenlevel.models.peft_presets import (
     prepare_peft,
 )
 from trl_tokenlevel.rewards import get_reward
-from trl_tokenlevel.runtime import setup_script_logging
+from trl_tokenlevel.runtime import setup_script_logging, write_resolved_config
 from trl_tokenlevel.sequence_classification.reports import train_evaluate_predict
 
 logger = logging.getLogger("text_classification")
@@ -126,9 +125,7 @@ def main(script_args: ScriptArguments, training_args: SequenceClassificationRLCo
     log_trainable_parameters(trainer.model, logger)
     results = train_evaluate_predict(trainer, dataset, labels)  # + {train,eval,predict}_results.json, predictions.tsv
     if trainer.is_world_process_zero():
-        resolved = {"script": asdict(script_args), "model": asdict(model_args), "training": training_args.to_dict()}
-        with open(f"{training_args.output_dir}/resolved_config.yaml", "w") as handle:
-            yaml.safe_dump(json.loads(json.dumps(resolved, default=str)), handle, sort_keys=False)
+        write_resolved_config(training_args.output_dir, training_args, script_args, model_args)
     trainer.save_model(training_args.output_dir)  # + model card; --merge_adapters; --push_to_hub uploads the folder
     return results
 

@@ -108,3 +108,21 @@ def check_distributed_launch(args, environ: Mapping[str, str] | None = None) -> 
             f"({args.output_dir}). Fix: on CPU, pass `--use_cpu true` (or set ACCELERATE_USE_CPU=1) for DDP over gloo; "
             "or start a single process with `python script.py ...`."
         )
+
+
+def write_resolved_config(output_dir: str, training_args, script_args=None, model_args=None) -> None:
+    """`<output_dir>/resolved_config.yaml`: every argument a recipe ran with (`script`, `model`, `training`), values
+    that YAML cannot hold written as strings, so the run can be read back and repeated."""
+    import dataclasses
+    import json
+
+    import yaml
+
+    resolved = {}
+    if script_args is not None:
+        resolved["script"] = dataclasses.asdict(script_args)
+    if model_args is not None:
+        resolved["model"] = dataclasses.asdict(model_args)
+    resolved["training"] = training_args.to_dict()
+    with open(f"{output_dir}/resolved_config.yaml", "w") as handle:
+        yaml.safe_dump(json.loads(json.dumps(resolved, default=str)), handle, sort_keys=False)
