@@ -61,16 +61,18 @@ def test_two_processes_match_one_process(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("advantage_estimator", ["leave_one_out", "gae"])
-def test_generation_two_processes_match_one_process(tmp_path, advantage_estimator):
-    """A causal LM: 8 prompts x 3 completions in one process, or 4 prompts per process in two, with sampling that does
-    not depend on the split. The ranks hold different numbers of completion tokens, so the same step needs the loss
+@pytest.mark.parametrize(
+    ("advantage_estimator", "kind"), [("leave_one_out", "llama"), ("gae", "llama"), ("gae", "t5"), ("leave_one_out", "marian")]
+)
+def test_generation_two_processes_match_one_process(tmp_path, advantage_estimator, kind):
+    """A causal LM, or an encoder-decoder (T5, Marian): 8 prompts x 3 completions in one process, or 4 prompts per
+    process in two, with sampling that does not depend on the split. The ranks hold different numbers of completion tokens, so the same step needs the loss
     divided by the token count of the whole step (all processes), not by each rank's own. With "gae" the value head
     (applied outside the DDP forward) must get the same, averaged gradient too."""
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir(), two.mkdir()
-    logs_1, params_1 = run([sys.executable, str(GENERATION_SCRIPT), str(one), "8", advantage_estimator], one)
-    logs_2, params_2 = run([*LAUNCH, str(GENERATION_SCRIPT), str(two), "4", advantage_estimator], two)
+    logs_1, params_1 = run([sys.executable, str(GENERATION_SCRIPT), str(one), "8", advantage_estimator, kind], one)
+    logs_2, params_2 = run([*LAUNCH, str(GENERATION_SCRIPT), str(two), "4", advantage_estimator, kind], two)
     assert [entry["world_size"] for entry in logs_2] == [2, 2]
 
     # the ranks' token counts differ by >5%: a per-rank normalisation would take another step
@@ -81,7 +83,9 @@ def test_generation_two_processes_match_one_process(tmp_path, advantage_estimato
     log_1, log_2 = logs_1[0]["log"], logs_2[0]["log"]
     assert log_2["loss"] == pytest.approx(log_1["loss"], rel=1e-4)
     assert log_2["grad_norm"] == pytest.approx(log_1["grad_norm"], rel=1e-4)
-    start = __import__("tiny_lm").tiny_llama(seed=0).state_dict()
+    builder = {"llama": "tiny_lm.tiny_llama", "t5": "tiny_seq2seq.tiny_t5", "marian": "tiny_seq2seq.tiny_marian"}[kind]
+    module, name = builder.split(".")
+    start = getattr(__import__(module), name)(seed=0).state_dict()
     moved = 0
     for name, value in params_1.items():
         torch.testing.assert_close(params_2[name], value, rtol=1e-4, atol=1e-6, msg=name)

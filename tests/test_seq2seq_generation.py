@@ -3,8 +3,8 @@
 Invariants pinned: the rollout's old log-probs equal the training forward's at the sampling temperature; the KL to
 the reference is 0 at step 0 (frozen copy, or LoRA with adapters disabled); a paid token's frequency rises from
 rewards alone; one rollout trained as 1 micro-batch of 8 prompts or 2 of 4 gives the same update (gradient
-accumulation; the 2-process check of tests/test_distributed.py is not repeated here for cost); the saved folder
-reloads with `AutoModelForSeq2SeqLM` and decodes like the trained model.
+accumulation; one process vs two, T5 and Marian, is in tests/test_distributed.py); the saved folder reloads with
+`AutoModelForSeq2SeqLM` and decodes like the trained model. The tiny models are in tests/tiny_seq2seq.py.
 """
 
 import json
@@ -12,16 +12,13 @@ import json
 import pytest
 import torch
 from tiny_lm import prompt_dataset
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+from tiny_seq2seq import seq2seq_tokenizer, tiny_marian, tiny_t5
 from transformers import (
     AutoModelForSeq2SeqLM,
     BartConfig,
     MarianConfig,
-    MarianMTModel,
     PretrainedConfig,
-    PreTrainedTokenizerFast,
     T5Config,
-    T5ForConditionalGeneration,
 )
 
 from trl_tokenlevel import (
@@ -38,38 +35,6 @@ from trl_tokenlevel.generation.rollout import (
 from trl_tokenlevel.generation.value_head import VALUE_HEAD_FILE
 from trl_tokenlevel.models.kinds import kind_of
 from trl_tokenlevel.models.peft_presets import get_peft_config
-
-SPECIALS = ["<pad>", "</s>", "<unk>"]  # T5's ids: pad 0 (also the decoder start), EOS 1, unknown 2
-WORDS = [f"w{i}" for i in range(28)]
-
-
-def seq2seq_tokenizer() -> PreTrainedTokenizerFast:
-    """Word-level tokenizer over `<pad> </s> <unk> w0..w27` that appends `</s>` to every encoded text, as T5's does."""
-    backend = Tokenizer(models.WordLevel({t: i for i, t in enumerate(SPECIALS + WORDS)}, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    backend.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
-    backend.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
-    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
-
-
-def tiny_t5(seed: int = 0, vocab_size: int = len(SPECIALS) + len(WORDS)) -> T5ForConditionalGeneration:
-    torch.manual_seed(seed)
-    config = T5Config(
-        vocab_size=vocab_size, d_model=16, d_kv=8, d_ff=32, num_layers=2, num_heads=2, dropout_rate=0.1,
-        pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, tie_word_embeddings=False,
-    )
-    return T5ForConditionalGeneration(config)
-
-
-def tiny_marian(seed: int = 0, vocab_size: int = len(SPECIALS) + len(WORDS)) -> MarianMTModel:
-    torch.manual_seed(seed)
-    config = MarianConfig(
-        vocab_size=vocab_size, d_model=16, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
-        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=64, dropout=0.1,
-        pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, forced_eos_token_id=None,
-    )
-    return MarianMTModel(config)
-
 
 BUILDERS = {"t5": tiny_t5, "marian": tiny_marian}
 TOKENIZER = seq2seq_tokenizer()
