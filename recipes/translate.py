@@ -4,8 +4,8 @@
     RL        K sampled translations per source; reward per token = the reference character n-grams it completes
               (`CharNgramOverlapReward`, chrF-style recall), or one sentence chrF per translation (`--reward chrf`,
               the sequence-level arm); KL to the warmed-up model (fresh LoRA, adapters disabled = reference)
-    eval      greedy translations of a fixed subset of test_2016_flickr: corpus BLEU and chrF (sacreBLEU), after the
-              warm-up and after RL; the sacreBLEU signatures go in the report
+    eval      greedy translations of fixed subsets of val (the dev set) and test_2016_flickr: corpus BLEU and chrF
+              (sacreBLEU), after the warm-up and after RL; the sacreBLEU signatures go in the report
 
 Model: the packaged SmolLM2-135M-Instruct (decoder-only, prompted with a translation instruction in its chat
 template; it was not trained for German) with LoRA by default, or any causal or encoder-decoder model passed with
@@ -13,6 +13,11 @@ template; it was not trained for German) with LoRA by default, or any causal or 
 
     OMP_NUM_THREADS=1 python recipes/translate.py --config recipes/configs/translate.yaml
     python recipes/translate.py --config recipes/configs/translate.yaml --model_name_or_path Helsinki-NLP/opus-mt-en-de
+
+One warm-up, several RL runs from it (what benchmarks/translation.py does):
+
+    python recipes/translate.py ... --skip_rl true --warm_up_output_dir warm/           # warm-up + its scores only
+    python recipes/translate.py ... --model_name_or_path warm/ --sft_max_steps 0 --eval_before_rl false
 
 Every field of `ScriptArguments`, `LoraArguments` and `GenerationRLConfig` is a flag and a YAML key.
 """
@@ -56,12 +61,23 @@ class ScriptArguments:
     target_lang: str = field(default="de", metadata={"help": "Target language code."})
     source_prefix: str = field(default="", metadata={"help": "Encoder-decoder prompts only: e.g. 'translate English to German: ' for T5."})
     max_train_samples: int = field(default=512, metadata={"help": "First N training pairs: warm-up and RL prompts."})
-    max_eval_samples: int = field(default=100, metadata={"help": "Fixed evaluation subset: the first N pairs."})
-    eval_split: str = field(default="test", metadata={"help": "'test' (test_2016_flickr) or 'validation' (val, the dev set)."})
+    max_eval_samples: int = field(default=100, metadata={"help": "Fixed evaluation subsets: the first N pairs of each split."})
+    eval_splits: list[str] = field(
+        default_factory=lambda: ["validation", "test"],
+        metadata={"help": "Splits scored: 'validation' (val, the dev set: make choices on it) and/or 'test' (test_2016_flickr)."},
+    )
     eval_max_new_tokens: int = field(default=48, metadata={"help": "Length cap of the greedy evaluation translations."})
     sft_max_steps: int = field(default=20, metadata={"help": "Warm-up cross-entropy steps; 0 skips the warm-up."})
     sft_learning_rate: float = field(default=5e-4, metadata={"help": "Warm-up learning rate."})
     sft_batch_size: int = field(default=8, metadata={"help": "Warm-up pairs per step."})
+    warm_up_output_dir: str | None = field(
+        default=None, metadata={"help": "Also save the warmed-up model (LoRA merged) here: later runs start from it with "
+                                        "--model_name_or_path DIR --sft_max_steps 0."},
+    )
+    skip_rl: bool = field(default=False, metadata={"help": "Warm up and score only (the supervised baseline)."})
+    eval_before_rl: bool = field(
+        default=True, metadata={"help": "Score the model before RL too; False skips it when it was scored already."}
+    )
     reward: str = field(
         default="char_ngram", metadata={"help": "'char_ngram' (per token) or 'chrf' (per sentence).", "choices": ["char_ngram", "chrf"]}
     )
@@ -149,14 +165,18 @@ def warm_up(model, tokenizer, rows, encoder_decoder: bool, args: ScriptArguments
     return merge_adapters(trainer.model, in_place=True), losses
 
 
-def evaluate(model, tokenizer, rows: datasets.Dataset, args: ScriptArguments, rl_args: GenerationRLConfig):
-    start = time.time()
-    predictions = greedy_completions(
-        model, tokenizer, list(rows["prompt"]), args.eval_max_new_tokens, batch_size=16,
-        max_prompt_length=rl_args.max_prompt_length,
-    )
-    scores = generation_scores(predictions, list(rows["target"]))
-    scores["seconds"] = time.time() - start
+def evaluate(model, tokenizer, splits: dict[str, datasets.Dataset], args: ScriptArguments, rl_args: GenerationRLConfig):
+    """`({split: scores}, {split: greedy translations})` for each evaluation split."""
+    scores, predictions = {}, {}
+    for split, rows in splits.items():
+        start = time.time()
+        predictions[split] = greedy_completions(
+            model, tokenizer, list(rows["prompt"]), args.eval_max_new_tokens, batch_size=16,
+            max_prompt_length=rl_args.max_prompt_length,
+        )
+        scores[split] = generation_scores(predictions[split], list(rows["target"]))
+        scores[split]["seconds"] = time.time() - start
+        print(f"{split}: " + json.dumps(scores[split]), flush=True)
     return scores, predictions
 
 
@@ -176,43 +196,53 @@ def main(args: ScriptArguments, rl_args: GenerationRLConfig, lora_args: LoraArgu
     model, tokenizer = load_model(args.model_name_or_path)
     encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
     train = build_rows(data["train"], tokenizer, encoder_decoder, args)
-    test = build_rows(data[args.eval_split], tokenizer, encoder_decoder, args)
-    print(f"train: {len(train)} pairs; eval: first {len(test)} of {args.eval_split}; encoder-decoder: {encoder_decoder}")
+    splits = {split: build_rows(data[split], tokenizer, encoder_decoder, args) for split in args.eval_splits}
+    sizes = ", ".join(f"first {len(rows)} of {split}" for split, rows in splits.items())
+    print(f"train: {len(train)} pairs; eval: {sizes}; encoder-decoder: {encoder_decoder}")
 
-    peft_config = lora_config(model, encoder_decoder, lora_args)
+    peft_config = lora_config(model, encoder_decoder, lora_args) if args.sft_max_steps > 0 else None
+    start = time.time()
     model, sft_losses = warm_up(
         get_peft_model(model, peft_config) if peft_config else model, tokenizer, train, encoder_decoder, args, rl_args
     )
-    sft, sft_texts = evaluate(model, tokenizer, test, args, rl_args)
-    print("after warm-up:", json.dumps(sft))
+    sft_seconds = time.time() - start
+    if args.warm_up_output_dir:
+        model.save_pretrained(args.warm_up_output_dir)
+        tokenizer.save_pretrained(args.warm_up_output_dir)
+        print(f"saved the warmed-up model to {args.warm_up_output_dir}")
+    sft, sft_texts = evaluate(model, tokenizer, splits, args, rl_args) if args.eval_before_rl or args.skip_rl else ({}, {})
 
-    trainer = TokenLevelRLTrainer(  # fresh LoRA on the warmed-up weights: they are the KL reference
-        model=model, reward_funcs=rewards_for(tokenizer, args), args=rl_args, train_dataset=train,
-        processing_class=tokenizer, peft_config=lora_config(model, encoder_decoder, lora_args),
-    )
-    start = time.time()
-    trainer.train()
-    train_seconds = time.time() - start
-    rl, rl_texts = evaluate(trainer.model, tokenizer, test, args, rl_args)
-    print("after RL:", json.dumps(rl))
+    rl, rl_texts, steps, train_seconds, log_history = {}, {}, 0, 0.0, []
+    if not args.skip_rl:
+        trainer = TokenLevelRLTrainer(  # fresh LoRA on the warmed-up weights: they are the KL reference
+            model=model, reward_funcs=rewards_for(tokenizer, args), args=rl_args, train_dataset=train,
+            processing_class=tokenizer, peft_config=lora_config(model, encoder_decoder, lora_args),
+        )
+        start = time.time()
+        trainer.train()
+        train_seconds, steps, log_history = time.time() - start, trainer.state.global_step, trainer.state.log_history
+        rl, rl_texts = evaluate(trainer.model, tokenizer, splits, args, rl_args)
+        model = merge_adapters(trainer.model, in_place=True)
 
     final_dir = os.path.join(rl_args.output_dir, "final")  # a plain HF folder: LoRA merged into the weights
-    merge_adapters(trainer.model, in_place=True).save_pretrained(final_dir)
+    model.save_pretrained(final_dir)
     tokenizer.save_pretrained(final_dir)
     config = {"script": vars(args), "lora": vars(lora_args), "training": rl_args.to_dict()}
     results = {
-        "sft": sft, "rl": rl, "sft_losses": sft_losses, "signatures": metric_signatures(), "encoder_decoder": encoder_decoder,
-        "train_seconds": train_seconds, "train_pairs": len(train), "eval_pairs": len(test), "eval_split": args.eval_split,
-        "steps": trainer.state.global_step, "log_history": trainer.state.log_history,
+        "sft": sft, "rl": rl, "sft_losses": sft_losses, "sft_seconds": sft_seconds, "signatures": metric_signatures(),
+        "encoder_decoder": encoder_decoder, "train_seconds": train_seconds, "train_pairs": len(train),
+        "eval_pairs": {split: len(rows) for split, rows in splits.items()}, "steps": steps, "log_history": log_history,
         "config": json.loads(json.dumps(config, default=str)),
-        "examples": [{"reference": r, "sft": a, "rl": b} for r, a, b in zip(test["target"][:5], sft_texts, rl_texts)],
+        "predictions": {phase: texts for phase, texts in (("sft", sft_texts), ("rl", rl_texts)) if texts},
     }
     os.makedirs(os.path.dirname(results_path) or ".", exist_ok=True)
     with open(results_path, "w", encoding="utf-8") as handle:
-        json.dump(results, handle, indent=1)
-    print("| metric | warm-up | + RL |\n|---|---|---|")
-    for key in ("bleu", "chrf", "length_ratio", "mean_words"):
-        print(f"| {key} | {sft[key]:.2f} | {rl[key]:.2f} |")
+        json.dump(results, handle, indent=1, ensure_ascii=False)
+    phases = [(name, scores) for name, scores in (("warm-up", sft), ("+ RL", rl)) if scores]
+    for split in splits:
+        print(f"\n{split}\n| metric | " + " | ".join(name for name, _ in phases) + " |\n|---|" + "---|" * len(phases))
+        for key in ("bleu", "chrf", "length_ratio", "mean_words"):
+            print(f"| {key} | " + " | ".join(f"{scores[split][key]:.2f}" for _, scores in phases) + " |")
     print(f"saved merged model to {final_dir}; report in {results_path}")
     return results
 

@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 import pytest
-from test_seq2seq_generation import seq2seq_tokenizer, tiny_t5
 from tiny_lm import lm_tokenizer, tiny_llama
+from tiny_seq2seq import seq2seq_tokenizer, tiny_t5
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -42,11 +42,14 @@ def test_translate_recipe_warms_up_trains_scores_and_saves(tmp_path, kind):
         "translate", model_dir, tmp_path / "out", "--max_train_samples", "16", "--max_eval_samples", "4",
         "--sft_max_steps", "2", "--sft_batch_size", "4", "--length_penalty_after", "4",
     )
-    assert results["encoder_decoder"] == (kind == "t5") and results["steps"] == 2 and results["eval_pairs"] == 4
+    assert results["encoder_decoder"] == (kind == "t5") and results["steps"] == 2
+    assert results["eval_pairs"] == {"validation": 4, "test": 4}  # dev for choices, test reported
     assert len(results["sft_losses"]) == 2 and all(loss > 0 for loss in results["sft_losses"])  # the warm-up ran
     for phase in ("sft", "rl"):
-        assert 0 <= results[phase]["bleu"] <= 100 and 0 <= results[phase]["chrf"] <= 100
-        assert results[phase]["num_examples"] == 4
+        for split in ("validation", "test"):
+            assert 0 <= results[phase][split]["bleu"] <= 100 and 0 <= results[phase][split]["chrf"] <= 100
+            assert results[phase][split]["num_examples"] == 4
+            assert len(results["predictions"][phase][split]) == 4
     assert results["signatures"]["chrf"].startswith("nrefs:1")
     rewards = [h for h in results["log_history"] if "rewards/CharNgramOverlapReward/mean" in h]
     assert rewards and "rewards/LengthPenalty/mean" in rewards[0]
@@ -83,3 +86,20 @@ def test_dialogue_judge_is_not_the_reward():
     assert judge_unsupported("Sure, at 9 then", "Ann: dinner at 8?") == (1, 1)
     assert judge_unsupported("Sure, at 8 with Tom", "Ann: dinner at 8?\nTom: ok") == (2, 0)
     assert judge_unsupported("Kate will come", "Ann: hi") == (0, 0)  # a reply's first word is not judged
+
+
+def test_translate_recipe_saves_a_warm_up_that_later_runs_start_from(tmp_path):
+    """--skip_rl + --warm_up_output_dir: the supervised baseline, scored and saved; a run started from the saved
+    folder with --sft_max_steps 0 --eval_before_rl false trains RL only and scores only after it."""
+    if not (DATA / "multi30k" / "test_2016_flickr.de").is_file():
+        pytest.skip("Multi30k not found in ../shared/data/multi30k")
+    model_dir = saved(tmp_path, "t5", tiny_t5(), seq2seq_tokenizer())
+    common = ["--max_train_samples", "16", "--max_eval_samples", "3", "--sft_batch_size", "4", "--eval_splits", "validation"]
+    warm = run_recipe("translate", model_dir, tmp_path / "warm_run", *common, "--sft_max_steps", "2", "--skip_rl", "true",
+                      "--warm_up_output_dir", str(tmp_path / "warm"))
+    assert warm["steps"] == 0 and warm["rl"] == {} and len(warm["sft_losses"]) == 2
+    assert set(warm["sft"]) == {"validation"} and warm["eval_pairs"] == {"validation": 3}
+    assert AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "warm").config.model_type == "t5"
+    rl = run_recipe("translate", tmp_path / "warm", tmp_path / "rl_run", *common, "--sft_max_steps", "0",
+                    "--eval_before_rl", "false")
+    assert rl["sft_losses"] == [] and rl["sft"] == {} and rl["steps"] == 2 and set(rl["rl"]) == {"validation"}
