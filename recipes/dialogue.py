@@ -169,12 +169,12 @@ def main(args: ScriptArguments, rl_args: GenerationRLConfig, lora_args: LoraArgu
         "eval_examples": len(test), "steps": trainer.state.global_step, "log_history": trainer.state.log_history,
         "judge": "numbers and mid-sentence capitalised words of the reply absent from the dialogue (judge_unsupported)",
         "config": json.loads(json.dumps(config, default=str)),
-        "examples": [{"speaker": s, "reference": r, "before": b, "after": a}
-                     for s, r, b, a in zip(test["speaker"][:5], test["reference"], before_texts, after_texts)],
+        "replies": [{"speaker": s, "reference": r, "before": b, "after": a}  # every evaluated turn
+                    for s, r, b, a in zip(test["speaker"], test["reference"], before_texts, after_texts)],
     }
     os.makedirs(os.path.dirname(results_path) or ".", exist_ok=True)
     with open(results_path, "w", encoding="utf-8") as handle:
-        json.dump(results, handle, indent=1)
+        json.dump(results, handle, indent=1, ensure_ascii=False)
     print("| metric | before | after |\n|---|---|---|")
     for key in ("rougeL", "mean_words", "judged_hallucination_rate", "replies_with_unsupported"):
         print(f"| {key} | {before[key]:.2f} | {after[key]:.2f} |")
