@@ -1,0 +1,218 @@
+"""Multi30k English-German with SmolLM2-135M-Instruct + LoRA: supervised warm-up alone, or followed by more
+cross-entropy, token-level RL or sequence-level RL, same budget, 3 seeds (issue 14).
+
+Every run is `recipes/translate.py` with its YAML, run as a user runs it (a subprocess). Per seed, one warm-up (40
+cross-entropy steps of 8 pairs from the first 512 training pairs, LoRA merged) is saved and every other arm starts
+from it:
+
+    sft        the warm-up alone (its run saves it; scores of the warmed-up model)
+    sft_ce     + 32 more cross-entropy steps of 4 pairs (fresh LoRA): the supervised control for the RL arms' 32 steps
+    token_rl   + 32 RL steps, 4 sources x K=4 translations: per-token reward = the reference character n-grams the
+               token completes (`CharNgramOverlapReward`, chrF-style recall), per-position leave-one-out baseline
+    chrf_rl    + 32 RL steps, same sizes: one sentence chrF per translation (`ChrFReward`, sacreBLEU), per-sequence
+               leave-one-out baseline
+
+Both RL arms: KL 0.05 to the warmed-up model, lr 2e-4, temperature 0.7, a length penalty past 40 tokens (the YAML's).
+Scores: sacreBLEU corpus BLEU and chrF of greedy translations of the first 100 pairs of `val` (dev) and of
+`test_2016_flickr` (test). The token-level reward is a recall of reference character n-grams, close to chrF, so chrF
+is not an independent judge of it: BLEU (word n-gram precision with a brevity penalty) is the check, and the
+sequence arm is trained on chrF itself. Nothing was tuned: the YAML's values, fixed before the first run.
+
+    nice -n 10 python benchmarks/translation.py grid --seeds 1 2 3      # two workers may run side by side
+    python benchmarks/translation.py report --write docs/benchmarks.md
+
+One JSON per run in docs/results/multi30k/<arm>_seed<seed>.json (command, scores, train log, every translation).
+The warm-ups live in .cache/translation/ (not committed; rebuilt when missing). A finished run is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import mean_std, run_once, write_between_markers  # noqa: E402
+
+RESULTS = REPO_ROOT / "docs" / "results" / "multi30k"
+CACHE = REPO_ROOT / ".cache" / "translation"
+WARM_UP = ["--sft_max_steps", "40", "--sft_batch_size", "8"]
+ARMS = {
+    "sft": [],
+    "sft_ce": ["--sft_max_steps", "32", "--sft_batch_size", "4", "--skip_rl", "true"],
+    "token_rl": ["--sft_max_steps", "0", "--reward", "char_ngram", "--group_baseline", "per_position"],
+    "chrf_rl": ["--sft_max_steps", "0", "--reward", "chrf", "--group_baseline", "per_sequence"],
+}
+"""Arm -> recipe flags after the warm-up (`sft` is the warm-up run itself)."""
+
+SPLITS = {"validation": "dev (val)", "test": "test (test_2016_flickr)"}
+METRICS = ("bleu", "chrf", "length_ratio")
+
+
+def recipe_command(output_dir: str, seed: int, flags, extra_args=()) -> list[str]:
+    return [sys.executable, "recipes/translate.py", "--config", "recipes/configs/translate.yaml", *flags,
+            "--seed", str(seed), "--output_dir", output_dir, "--results_path", os.path.join(output_dir, "results.json"),
+            "--disable_tqdm", "true", *extra_args]
+
+
+def run_recipe(cmd: list[str]) -> tuple[dict, float]:
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "TRANSFORMERS_VERBOSITY": "error"}
+    started = time.perf_counter()
+    subprocess.run(cmd, cwd=REPO_ROOT, env=env, check=True)
+    output_dir = cmd[cmd.index("--output_dir") + 1]
+    return json.loads((Path(output_dir) / "results.json").read_text()), time.perf_counter() - started
+
+
+def warm_up_dir(seed: int, cache: Path | None = None) -> Path:
+    return Path(cache or CACHE) / f"warm_seed{seed}"
+
+
+def record(arm: str, seed: int, cmd: list[str], output_dir: str, results: dict, seconds: float) -> dict:
+    scores = results["rl"] if arm in ("token_rl", "chrf_rl") else results["sft"]
+    phase = "rl" if arm in ("token_rl", "chrf_rl") else "sft"
+    return {
+        "arm": arm, "seed": seed, "command": " ".join(["python"] + cmd[1:]).replace(output_dir, "<output_dir>"),
+        "scores": scores, "translations": results["predictions"][phase], "sft_losses": results["sft_losses"],
+        "log_history": results["log_history"], "steps": results["steps"], "train_seconds": results["train_seconds"],
+        "eval_pairs": results["eval_pairs"], "signatures": results["signatures"], "config": results["config"],
+        "wall_seconds": round(seconds, 1), "machine": f"{os.cpu_count()} CPU cores",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def produce(arm: str, seed: int, cache: Path | None, extra_args=(), model: str | None = None) -> dict:
+    """Runs one arm in a scratch folder (removed after). `sft` warms up, scores, and saves the warm-up to the cache;
+    the other arms start from the cached warm-up (rebuilt first when missing)."""
+    warm = warm_up_dir(seed, cache)
+    output_dir = tempfile.mkdtemp(prefix=f"translation_{arm}_seed{seed}_")
+    try:
+        if arm == "sft":
+            partial = warm.parent / f"{warm.name}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            base = ["--model_name_or_path", model] if model else []
+            cmd = recipe_command(output_dir, seed, [*base, *WARM_UP, "--skip_rl", "true", "--warm_up_output_dir", str(partial)],
+                                 extra_args)
+            results, seconds = run_recipe(cmd)
+            shutil.rmtree(warm, ignore_errors=True)
+            os.replace(partial, warm)
+        else:
+            ensure_warm_up(seed, cache, extra_args, model)
+            cmd = recipe_command(output_dir, seed, ["--model_name_or_path", str(warm), *ARMS[arm], "--eval_before_rl", "false"], extra_args)
+            results, seconds = run_recipe(cmd)
+        return record(arm, seed, cmd, output_dir, results, seconds)
+    finally:
+        shutil.rmtree(output_dir, ignore_errors=True)
+
+
+def ensure_warm_up(seed: int, cache: Path | None, extra_args=(), model: str | None = None) -> None:
+    """The seed's warm-up in the cache: waits while another worker builds it, builds it when nobody does."""
+    warm = warm_up_dir(seed, cache)
+    lock = warm.parent / f"{warm.name}.building"
+    while True:
+        if (warm / "config.json").exists():
+            return
+        warm.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            print(f"waiting for {warm} ({lock} exists; delete it if no worker builds it)", flush=True)
+            time.sleep(30)
+            continue
+        try:
+            produce("sft", seed, cache, extra_args, model)  # the record is not kept: the sft JSON, if any, stays as it is
+        finally:
+            lock.unlink(missing_ok=True)
+
+
+def run(arm: str, seed: int, results_dir: Path | None = None, cache: Path | None = None, extra_args=(),
+        model: str | None = None) -> Path:
+    """One run; `results_dir`, `cache`, `extra_args` (recipe flags, applied last) and `model` (the warm-up's starting
+    model instead of the packaged SmolLM2) are for smoke tests."""
+    path = Path(results_dir or RESULTS) / f"{arm}_seed{seed}.json"
+    if arm == "sft":  # the warm-up run writes the cache: one builder at a time
+        def build():
+            warm = warm_up_dir(seed, cache)
+            lock = warm.parent / f"{warm.name}.building"
+            warm.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(lock, os.O_CREAT | os.O_WRONLY))
+            try:
+                return produce("sft", seed, cache, extra_args, model)
+            finally:
+                lock.unlink(missing_ok=True)
+        job = build
+    else:
+        def job():
+            return produce(arm, seed, cache, extra_args, model)
+    if run_once(path, job, f"translation/{path.name}"):
+        print(f"wrote {path}", flush=True)
+    return path
+
+
+def load_runs(results_dir: Path | None = None) -> dict[str, dict[int, dict]]:
+    runs: dict[str, dict[int, dict]] = {}
+    for path in sorted(Path(results_dir or RESULTS).glob("*_seed*.json")):
+        result = json.loads(path.read_text())
+        runs.setdefault(result["arm"], {})[result["seed"]] = result
+    return runs
+
+
+def report(results_dir: Path | None = None) -> str:
+    """Per split: per arm, BLEU / chrF / length ratio (mean ± std over seeds) and the paired per-seed difference to
+    the warm-up (`sft`) and to the supervised control (`sft_ce`)."""
+    runs = load_runs(results_dir)
+    if not runs:
+        raise SystemExit("No results yet: run the grid first.")
+    lines = []
+    for split, title in SPLITS.items():
+        pairs = next(iter(next(iter(runs.values())).values()))["eval_pairs"][split]
+        lines += [f"**{title}, first {pairs} pairs** (sacreBLEU; mean ± std over seeds)", "",
+                  "| arm | seeds | BLEU | chrF | length ratio | BLEU − sft (paired) | chrF − sft (paired) | "
+                  "BLEU − sft_ce (paired) | chrF − sft_ce (paired) |", "|---|---|---|---|---|---|---|---|---|"]
+        for arm in [a for a in ARMS if a in runs]:
+            seeds = sorted(runs[arm])
+            cells = [mean_std([runs[arm][s]["scores"][split][m] for s in seeds]) for m in METRICS]
+            diffs = []
+            for base in ("sft", "sft_ce"):
+                common = [s for s in seeds if s in runs.get(base, {})]
+                for m in ("bleu", "chrf"):
+                    diffs.append("-" if arm == base or not common else mean_std(
+                        [runs[arm][s]["scores"][split][m] - runs[base][s]["scores"][split][m] for s in common]))
+            lines.append(f"| {arm} | {','.join(map(str, seeds))} | " + " | ".join(cells + diffs) + " |")
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+TABLE_BEGIN, TABLE_END = "<!-- translation table: begin -->", "<!-- translation table: end -->"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    grid = sub.add_parser("grid", help="arm x seed, arm by arm (the warm-ups first); finished runs are skipped")
+    grid.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    grid.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    rep = sub.add_parser("report", help="the tables (stdout) from the JSONs")
+    rep.add_argument("--write", default=None, help="markdown file whose text between the table markers is replaced")
+    opts = parser.parse_args(argv)
+    if opts.command == "grid":
+        for arm in opts.arms:
+            for seed in opts.seeds:
+                run(arm, seed)
+    else:
+        table = report()
+        print(table)
+        if opts.write:
+            write_between_markers(Path(opts.write), table, TABLE_BEGIN, TABLE_END)
+
+
+if __name__ == "__main__":
+    main()
