@@ -16,7 +16,12 @@ capitalised in mid-sentence (names, places) that occur nowhere in the dialogue s
 
     OMP_NUM_THREADS=1 python recipes/dialogue.py --config recipes/configs/dialogue.yaml
 
-Every field of `ScriptArguments`, `LoraArguments` and `GenerationRLConfig` is a flag and a YAML key.
+Every field of `ScriptArguments`, `GenerationRLConfig` and `TokenLevelModelConfig` (TRL's `ModelConfig`:
+`--model_name_or_path`, `--use_peft`, `--lora_r`, ...) is a flag and a YAML key. Outputs in `output_dir`, as the other
+recipes write them: `predict_results.json` (the held-out test turns after RL: `predict_rougeL`,
+`predict_judged_hallucination_rate`, ...), `all_results.json`, `trainer_state.json`, the model (merged LoRA with
+`merge_adapters`, the adapter in `adapter/`), a model card and `training_args.json`; `results.json` has the scores
+before and after RL and every evaluated reply.
 """
 
 from __future__ import annotations
@@ -28,14 +33,13 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-from peft import LoraConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import TrlParser
 
-from trl_tokenlevel import GenerationRLConfig, TokenLevelRLTrainer
+from trl_tokenlevel import GenerationRLConfig, TokenLevelModelConfig, TokenLevelRLTrainer
 from trl_tokenlevel.data import load_samsum_turns
 from trl_tokenlevel.generation.evaluate import greedy_completions
-from trl_tokenlevel.hub import merge_adapters
+from trl_tokenlevel.generation.reports import log_and_save
 from trl_tokenlevel.metrics.text import rouge_l, words
 from trl_tokenlevel.models import load_smollm2
 from trl_tokenlevel.rewards import (
@@ -44,11 +48,11 @@ from trl_tokenlevel.rewards import (
     ReferenceOverlapReward,
     RougeLReward,
 )
+from trl_tokenlevel.run_identity import resume_argument
 
 
 @dataclass
 class ScriptArguments:
-    model_name_or_path: str | None = field(default=None, metadata={"help": "Causal chat LM. Default: packaged SmolLM2."})
     data_dir: str | None = field(default=None, metadata={"help": "SAMSum JSONL folder. Default: ../shared/data/samsum."})
     max_train_dialogues: int = field(default=64, metadata={"help": "Validation dialogues read for training."})
     max_train_examples: int = field(default=256, metadata={"help": "RL prompts: the first N next-turn examples."})
@@ -61,17 +65,6 @@ class ScriptArguments:
     max_tokens: int = field(default=32, metadata={"help": "LengthPenalty: penalise every token after this many."})
     length_penalty: float = field(default=0.05, metadata={"help": "Penalty per token past max_tokens."})
     results_path: str | None = field(default=None, metadata={"help": "Report JSON. Default: OUTPUT_DIR/results.json."})
-
-
-@dataclass
-class LoraArguments:
-    use_lora: bool = field(default=True, metadata={"help": "Train LoRA adapters (merged at the end); False: all weights."})
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=32, metadata={"help": "The update is scaled by alpha / r."})
-    lora_dropout: float = field(default=0.0, metadata={"help": "0 keeps the rollout policy equal to the trained one."})
-    lora_target_modules: list[str] = field(
-        default_factory=lambda: ["q_proj", "v_proj"], metadata={"help": "Modules LoRA adapts."}
-    )
 
 
 NUMBER = re.compile(r"\d+(?:[.:,]\d+)*")
@@ -135,35 +128,31 @@ def rewards_for(tokenizer, args: ScriptArguments) -> list:
             EntityFaithfulnessReward(tokenizer, source_column="context")]
 
 
-def main(args: ScriptArguments, rl_args: GenerationRLConfig, lora_args: LoraArguments) -> dict:
+def main(args: ScriptArguments, rl_args: GenerationRLConfig, model_args: TokenLevelModelConfig) -> dict:
     results_path = args.results_path or os.path.join(rl_args.output_dir, "results.json")
     train = load_examples(args, "validation", args.max_train_dialogues, args.max_train_examples)
     test = load_examples(args, "test", args.max_eval_examples, args.max_eval_examples)  # >= 1 example per dialogue
     print(f"train: {len(train)} next turns (validation); eval: {len(test)} next turns (test)")
     torch.manual_seed(rl_args.seed)
-    model, tokenizer = load_model(args.model_name_or_path)
+    model, tokenizer = load_model(model_args.model_name_or_path)
     before, before_texts = evaluate(model, tokenizer, test, args, rl_args)
     print("before:", json.dumps(before))
 
-    peft_config = None
-    if lora_args.use_lora:
-        peft_config = LoraConfig(task_type="CAUSAL_LM", r=lora_args.lora_r, lora_alpha=lora_args.lora_alpha,
-                                 lora_dropout=lora_args.lora_dropout, target_modules=list(lora_args.lora_target_modules))
+    peft_config = model_args.peft_config(model.config.model_type, "CAUSAL_LM")  # None without --use_peft
     trainer = TokenLevelRLTrainer(
         model=model, reward_funcs=rewards_for(tokenizer, args), args=rl_args,
         train_dataset=train.select_columns(["prompt", "reference", "context"]), processing_class=tokenizer,
         peft_config=peft_config,
     )
     start = time.time()
-    trainer.train()
+    train_result = trainer.train(resume_from_checkpoint=resume_argument(rl_args.resume_from_checkpoint))
     train_seconds = time.time() - start
     after, after_texts = evaluate(trainer.model, tokenizer, test, args, rl_args)
     print("after:", json.dumps(after))
-
-    final_dir = os.path.join(rl_args.output_dir, "final")  # a plain HF folder: LoRA merged into the weights
-    merge_adapters(trainer.model, in_place=True).save_pretrained(final_dir)
-    tokenizer.save_pretrained(final_dir)
-    config = {"script": vars(args), "lora": vars(lora_args), "training": rl_args.to_dict()}
+    # predict_ scores (test turns) into trainer.log and *_results.json; model, card, training_args.json; --push_to_hub
+    log_and_save(trainer, {"test": after}, {"test": len(test)}, train_result.metrics,
+                 dataset_name=None if args.data_dir else "Samsung/samsum")
+    config = {"script": vars(args), "model": vars(model_args), "training": rl_args.to_dict()}
     results = {
         "before": before, "after": after, "train_seconds": train_seconds, "train_examples": len(train),
         "eval_examples": len(test), "steps": trainer.state.global_step, "log_history": trainer.state.log_history,
@@ -178,10 +167,10 @@ def main(args: ScriptArguments, rl_args: GenerationRLConfig, lora_args: LoraArgu
     print("| metric | before | after |\n|---|---|---|")
     for key in ("rougeL", "mean_words", "judged_hallucination_rate", "replies_with_unsupported"):
         print(f"| {key} | {before[key]:.2f} | {after[key]:.2f} |")
-    print(f"saved merged model to {final_dir}; report in {results_path}")
+    print(f"saved the model to {rl_args.output_dir}; report in {results_path}")
     return results
 
 
 if __name__ == "__main__":
-    parser = TrlParser((ScriptArguments, GenerationRLConfig, LoraArguments))
+    parser = TrlParser((ScriptArguments, GenerationRLConfig, TokenLevelModelConfig))
     main(*parser.parse_args_and_config())

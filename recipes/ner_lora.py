@@ -6,7 +6,9 @@
     accelerate launch --config_file recipes/accelerate_configs/multi_gpu.yaml recipes/ner_lora.py \
         --config recipes/configs/ner_lora.yaml --load_in_8bit true --merge_adapters true
 
-Every field of `ScriptArguments`, `ModelArguments` and `TokenClassificationRLConfig` is a flag and a YAML key. Data and
+Every field of `ScriptArguments`, `TokenClassificationRLConfig` and `TokenLevelModelConfig` (TRL's `ModelConfig`:
+`--model_name_or_path`, `--use_peft`, `--lora_r`, `--load_in_8bit`, ...; plus `--peft` to pick IA3, BitFit, LN tuning or
+prompt tuning) is a flag and a YAML key, parsed by TRL's `TrlParser` as TRL's own scripts do. Data and
 outputs follow transformers' `run_ner.py`: `--train_file` / `--validation_file` / `--test_file` (CoNLL files) replace
 the matching split of the dataset folder, `--max_{train,eval,predict}_samples` keep the first N sentences of a split
 (logged; without `--max_predict_samples`, `--max_eval_samples` cuts the test split too). The recipe evaluates on the dev split every epoch (entity-level F1, seqeval strict IOB2), then once more at
@@ -38,11 +40,11 @@ from datasets import DatasetDict
 from transformers import set_seed
 from trl import TrlParser
 
-from trl_tokenlevel import TokenClassificationRLConfig, TokenLevelRLTrainer
+from trl_tokenlevel import TokenClassificationRLConfig, TokenLevelModelConfig, TokenLevelRLTrainer
 from trl_tokenlevel.data import CONLL2003_LABELS, default_conll2003_dir, load_conll2003, read_conll
 from trl_tokenlevel.metrics import align_predictions, token_classification_report
-from trl_tokenlevel.models import DEFAULT_NER_BACKBONE, load_token_classification_model, resolve_model_path
-from trl_tokenlevel.models.peft_presets import PEFT_METHODS, log_trainable_parameters, prepare_peft
+from trl_tokenlevel.models import DEFAULT_NER_BACKBONE, load_token_classification_model
+from trl_tokenlevel.models.peft_presets import log_trainable_parameters
 from trl_tokenlevel.rewards import get_reward
 from trl_tokenlevel.run_identity import resume_argument
 from trl_tokenlevel.runtime import setup_script_logging, write_resolved_config
@@ -79,31 +81,13 @@ class ScriptArguments:
     )
 
 
-@dataclass
-class ModelArguments:
-    model_name_or_path: str = field(
-        default=DEFAULT_NER_BACKBONE,
-        metadata={"help": "Backbone. Default: the packaged all-MiniLM-L6-v2 encoder (offline, uncased)."},
-    )
-    peft: str = field(default="lora", metadata={"help": f"Parameter-efficient method: one of {PEFT_METHODS}."})
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank: more = more capacity and memory."})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha: the update is scaled by alpha / r."})
-    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input."})
-    lora_target_modules: list[str] | None = field(
-        default=None, metadata={"help": "Modules LoRA adapts. Default: chosen per architecture."}
-    )
-    num_virtual_tokens: int = field(default=10, metadata={"help": "Prompt-tuning length (peft=prompt_tuning)."})
-
-
-def build_model(model_args: ModelArguments, label_list: list[str], training_args: TokenClassificationRLConfig | None = None):
-    # --load_in_8bit / --load_in_4bit: a bitsandbytes backbone with the classifier kept in fp32 (checked first)
-    quantization = {"load_in_8bit": training_args.load_in_8bit, "load_in_4bit": training_args.load_in_4bit} if training_args else {}
-    model, tokenizer = load_token_classification_model(model_args.model_name_or_path, label_list, **quantization)
-    model, peft_config = prepare_peft(
-        model, model_args.peft, lora_r=model_args.lora_r, lora_alpha=model_args.lora_alpha,
-        lora_dropout=model_args.lora_dropout, lora_target_modules=model_args.lora_target_modules,
-        num_virtual_tokens=model_args.num_virtual_tokens,
-    )
+def build_model(model_args: TokenLevelModelConfig, label_list: list[str], use_cpu: bool = False):
+    """The token classifier (a fresh head for `label_list`; `--load_in_8bit` / `--load_in_4bit`: a bitsandbytes
+    backbone, the head in fp32), its tokenizer and the PEFT config for the trainer (`None` for full fine-tuning and
+    BitFit, which trains the existing biases in place)."""
+    kwargs = model_args.from_pretrained_kwargs(use_cpu=use_cpu)
+    model, tokenizer = load_token_classification_model(model_args.model_name_or_path or DEFAULT_NER_BACKBONE, label_list, **kwargs)
+    model, peft_config = model_args.prepare_peft(model, task_type="TOKEN_CLS")
     return model, tokenizer, peft_config
 
 
@@ -187,7 +171,7 @@ def write_test_report(path: str, metrics: dict, token_report_text: str) -> None:
     Path(path).write_text("\n".join([title, "=" * len(title), *rows]) + "\n\n" + token_report_text)
 
 
-def main(script_args: ScriptArguments, training_args: TokenClassificationRLConfig, model_args: ModelArguments) -> dict:
+def main(script_args: ScriptArguments, training_args: TokenClassificationRLConfig, model_args: TokenLevelModelConfig) -> dict:
     setup_script_logging(training_args)  # INFO on the main process only
     set_seed(training_args.seed)  # before the model and adapters are created
     unknown = set(script_args.rewards) - set(TOKEN_REWARDS)
@@ -195,7 +179,7 @@ def main(script_args: ScriptArguments, training_args: TokenClassificationRLConfi
         raise ValueError(f"Unknown rewards {sorted(unknown)}; choose from {list(TOKEN_REWARDS)}.")
     dataset, card_dataset = load_splits(script_args)
     label_list = dataset["train"].features["ner_tags"].feature.names or CONLL2003_LABELS
-    model, tokenizer, peft_config = build_model(model_args, label_list, training_args)
+    model, tokenizer, peft_config = build_model(model_args, label_list, use_cpu=training_args.use_cpu)
     trainer = TokenLevelRLTrainer(
         model=model,
         reward_funcs=[get_reward(name) for name in script_args.rewards],
@@ -234,5 +218,5 @@ def main(script_args: ScriptArguments, training_args: TokenClassificationRLConfi
 
 
 if __name__ == "__main__":
-    parser = TrlParser((ScriptArguments, TokenClassificationRLConfig, ModelArguments))
+    parser = TrlParser((ScriptArguments, TokenClassificationRLConfig, TokenLevelModelConfig))
     main(*parser.parse_args_and_config())

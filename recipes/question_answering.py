@@ -4,7 +4,8 @@
     python recipes/question_answering.py --config recipes/configs/question_answering.yaml --rl_coef 0   # CE only
     accelerate launch recipes/question_answering.py --config recipes/configs/question_answering.yaml --peft lora
 
-Every field of `ScriptArguments`, `ModelArguments` and `QuestionAnsweringRLConfig` is a flag and a YAML key. The data
+Every field of `ScriptArguments`, `QuestionAnsweringRLConfig` and `TokenLevelModelConfig` (TRL's `ModelConfig`
+plus `--peft`) is a flag and a YAML key. The data
 is the official SQuAD v1.1 dev file re-split by article (`../shared/data/squad`, or `rajpurkar/squad` from the Hub:
 see `trl_tokenlevel/data/squad.py`). The recipe evaluates on the dev split (official exact match and F1) as
 `eval_strategy` says and once more at the end, predicts the test split, and writes to `output_dir` what `run_qa.py`
@@ -26,11 +27,10 @@ from dataclasses import dataclass, field
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer, set_seed
 from trl import TrlParser
 
-from trl_tokenlevel import QuestionAnsweringRLConfig, TokenLevelRLTrainer
+from trl_tokenlevel import QuestionAnsweringRLConfig, TokenLevelModelConfig, TokenLevelRLTrainer
 from trl_tokenlevel.data.squad import default_squad_dir, load_squad
 from trl_tokenlevel.models import DEFAULT_NER_BACKBONE, resolve_model_path
-from trl_tokenlevel.models.peft_presets import apply_bitfit, get_peft_config, log_trainable_parameters
-from trl_tokenlevel.models.quantization import quantization_config
+from trl_tokenlevel.models.peft_presets import log_trainable_parameters
 from trl_tokenlevel.rewards import get_reward
 from trl_tokenlevel.run_identity import resume_argument
 from trl_tokenlevel.runtime import setup_script_logging, write_resolved_config
@@ -58,44 +58,19 @@ class ScriptArguments:
     )
 
 
-@dataclass
-class ModelArguments:
-    model_name_or_path: str = field(
-        default=DEFAULT_NER_BACKBONE,
-        metadata={"help": "Backbone. Default: the packaged all-MiniLM-L6-v2 encoder (offline, uncased)."},
-    )
-    peft: str = field(default="none", metadata={"help": f"Parameter-efficient method: one of {QA_PEFT_METHODS}."})
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank: more = more capacity and memory."})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha: the update is scaled by alpha / r."})
-    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input."})
-    lora_target_modules: list[str] | None = field(
-        default=None, metadata={"help": "Modules LoRA adapts. Default: chosen per architecture."}
-    )
-
-
-def build_model(model_args: ModelArguments, training_args: QuestionAnsweringRLConfig):
+def build_model(model_args: TokenLevelModelConfig, training_args: QuestionAnsweringRLConfig):
     """The QA model (a new `qa_outputs` head on the backbone), its tokenizer and the PEFT config for the trainer."""
     if model_args.peft not in QA_PEFT_METHODS:
         raise ValueError(f"--peft {model_args.peft!r} is not available for QA; choose one of {QA_PEFT_METHODS}.")
-    path = resolve_model_path(model_args.model_name_or_path)
-    kwargs = {}
-    if training_args.load_in_8bit or training_args.load_in_4bit:  # the head stays in fp32 so PEFT can train it
-        kwargs["quantization_config"] = quantization_config(
-            load_in_8bit=training_args.load_in_8bit, load_in_4bit=training_args.load_in_4bit, skip_modules=["qa_outputs"]
-        )
+    path = resolve_model_path(model_args.model_name_or_path or DEFAULT_NER_BACKBONE)
+    # a k-bit backbone keeps the head in fp32 so PEFT can train it
+    kwargs = model_args.from_pretrained_kwargs(skip_modules=["qa_outputs"], use_cpu=training_args.use_cpu)
     model = AutoModelForQuestionAnswering.from_pretrained(path, **kwargs)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    if model_args.peft == "bitfit":
-        return apply_bitfit(model, head_module_names=("qa_outputs",)), tokenizer, None
-    peft_config = None
-    if model_args.peft != "none":
-        # task_type None + the head in modules_to_save: PEFT's QUESTION_ANS model drops token_type_ids (PEFT 0.21)
-        peft_config = get_peft_config(
-            model_args.peft, model.config.model_type, task_type=None, lora_r=model_args.lora_r,
-            lora_alpha=model_args.lora_alpha, lora_dropout=model_args.lora_dropout,
-            lora_target_modules=model_args.lora_target_modules,
-        )
-        peft_config.modules_to_save = ["qa_outputs"]
+    # task_type None + the head in modules_to_save: PEFT's QUESTION_ANS model drops token_type_ids (PEFT 0.21)
+    model, peft_config = model_args.prepare_peft(model, task_type=None, head_module_names=("qa_outputs",))
+    if peft_config is not None:
+        peft_config.modules_to_save = sorted(set(peft_config.modules_to_save or []) | {"qa_outputs"})
     return model, tokenizer, peft_config
 
 
@@ -111,7 +86,7 @@ def write_reports(output_dir: str, test_metrics: dict, dev_answers: dict, test_a
                      "(official, %)\n")
 
 
-def main(script_args: ScriptArguments, training_args: QuestionAnsweringRLConfig, model_args: ModelArguments) -> dict:
+def main(script_args: ScriptArguments, training_args: QuestionAnsweringRLConfig, model_args: TokenLevelModelConfig) -> dict:
     setup_script_logging(training_args)  # INFO on the main process only
     set_seed(training_args.seed)  # before the head and the adapters are created
     unknown = set(script_args.rewards) - set(SPAN_REWARDS)
@@ -156,5 +131,5 @@ def main(script_args: ScriptArguments, training_args: QuestionAnsweringRLConfig,
 
 
 if __name__ == "__main__":
-    parser = TrlParser((ScriptArguments, QuestionAnsweringRLConfig, ModelArguments))
+    parser = TrlParser((ScriptArguments, QuestionAnsweringRLConfig, TokenLevelModelConfig))
     main(*parser.parse_args_and_config())

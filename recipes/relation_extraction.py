@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 from trl import TrlParser
 
-from trl_tokenlevel import SequenceClassificationRLConfig, TokenLevelRLTrainer
+from trl_tokenlevel import SequenceClassificationRLConfig, TokenLevelModelConfig, TokenLevelRLTrainer
 from trl_tokenlevel.data import (
     ENTITY_MARKERS,
     SEMEVAL2010_TASK8_LABELS,
@@ -42,11 +42,7 @@ from trl_tokenlevel.models import (
     load_pretrained,
     resolve_model_path,
 )
-from trl_tokenlevel.models.peft_presets import (
-    PEFT_METHODS,
-    log_trainable_parameters,
-    prepare_peft,
-)
+from trl_tokenlevel.models.peft_presets import log_trainable_parameters
 from trl_tokenlevel.rewards import RelationReward
 from trl_tokenlevel.runtime import setup_script_logging, write_resolved_config
 from trl_tokenlevel.sequence_classification.reports import train_evaluate_predict
@@ -71,22 +67,6 @@ class ScriptArguments:
     )
 
 
-@dataclass
-class ModelArguments:
-    model_name_or_path: str = field(
-        default=DEFAULT_NER_BACKBONE,
-        metadata={"help": "Backbone. Default: the packaged all-MiniLM-L6-v2 encoder (offline, uncased)."},
-    )
-    peft: str = field(default="none", metadata={"help": f"Parameter-efficient method: one of {PEFT_METHODS}."})
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank: more = more capacity and memory."})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha: the update is scaled by alpha / r."})
-    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input."})
-    lora_target_modules: list[str] | None = field(
-        default=None, metadata={"help": "Modules LoRA adapts. Default: chosen per architecture."}
-    )
-    num_virtual_tokens: int = field(default=10, metadata={"help": "Prompt-tuning length (peft=prompt_tuning)."})
-
-
 def load_data(script_args: ScriptArguments):
     """SemEval-2010 Task 8 from `--dataset_dir`, the shared copy, or the Hub. A malformed record (markers missing,
     unknown label) stops here with the file, line and record id."""
@@ -100,20 +80,17 @@ def load_data(script_args: ScriptArguments):
     return dataset, dataset_name or "SemEvalWorkshop/sem_eval_2010_task_8"
 
 
-def build_model(model_args: ModelArguments, labels: list[str], training_args):
+def build_model(model_args: TokenLevelModelConfig, labels: list[str], training_args):
     """The classifier and tokenizer with the entity markers as special tokens (embeddings resized), and the PEFT
     config; under LoRA the marker rows of the embedding matrix train as well."""
     model = load_pretrained(
-        AutoModelForSequenceClassification, model_args.model_name_or_path, training_args, num_labels=len(labels),
-        id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)},
+        AutoModelForSequenceClassification, model_args.model_name_or_path or DEFAULT_NER_BACKBONE, training_args,
+        num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)},
+        **model_args.from_pretrained_kwargs(use_cpu=training_args.use_cpu),
     )
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model_args.model_name_or_path))
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model_args.model_name_or_path or DEFAULT_NER_BACKBONE))
     add_entity_marker_tokens(tokenizer, model)
-    model, peft_config = prepare_peft(
-        model, model_args.peft, task_type="SEQ_CLS", lora_r=model_args.lora_r, lora_alpha=model_args.lora_alpha,
-        lora_dropout=model_args.lora_dropout, lora_target_modules=model_args.lora_target_modules,
-        num_virtual_tokens=model_args.num_virtual_tokens,
-    )
+    model, peft_config = model_args.prepare_peft(model, task_type="SEQ_CLS")
     if model_args.peft == "lora":
         peft_config.trainable_token_indices = tokenizer.convert_tokens_to_ids(list(ENTITY_MARKERS))
     elif model_args.peft != "none":
@@ -122,7 +99,7 @@ def build_model(model_args: ModelArguments, labels: list[str], training_args):
     return model, tokenizer, peft_config
 
 
-def main(script_args: ScriptArguments, training_args: SequenceClassificationRLConfig, model_args: ModelArguments) -> dict:
+def main(script_args: ScriptArguments, training_args: SequenceClassificationRLConfig, model_args: TokenLevelModelConfig) -> dict:
     setup_script_logging(training_args)  # INFO on the main process only
     set_seed(training_args.seed)  # before the head and adapters are created
     dataset, dataset_name = load_data(script_args)
@@ -144,5 +121,5 @@ def main(script_args: ScriptArguments, training_args: SequenceClassificationRLCo
 
 
 if __name__ == "__main__":
-    parser = TrlParser((ScriptArguments, SequenceClassificationRLConfig, ModelArguments))
+    parser = TrlParser((ScriptArguments, SequenceClassificationRLConfig, TokenLevelModelConfig))
     main(*parser.parse_args_and_config())

@@ -11,7 +11,12 @@ validation and evaluates on test; with `--data_source hub` it trains on the real
     OMP_NUM_THREADS=1 python recipes/summarize_lora.py --config recipes/configs/summarize_lora.yaml
     accelerate launch recipes/summarize_lora.py --config recipes/configs/summarize_lora.yaml --use_cpu false
 
-Every field of `ScriptArguments`, `LoraArguments` and `GenerationRLConfig` is a flag and a YAML key.
+Every field of `ScriptArguments`, `GenerationRLConfig` and `TokenLevelModelConfig` (TRL's `ModelConfig`:
+`--model_name_or_path`, `--use_peft`, `--lora_r`, ...) is a flag and a YAML key. Outputs in `output_dir`, as the other
+recipes write them: `predict_results.json` (ROUGE and the hallucinated-entity rate of the test subset after RL, keys
+`predict_*`), `all_results.json`, `trainer_state.json`, the model (merged LoRA with `merge_adapters`, the adapter in
+`adapter/`), a model card and `training_args.json` (`--push_to_hub` uploads the folder); `results.json` has the scores
+before and after RL and every summary.
 """
 
 from __future__ import annotations
@@ -24,13 +29,15 @@ from dataclasses import dataclass, field
 
 import datasets
 import torch
-from peft import LoraConfig
+from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import TrlParser
 
-from trl_tokenlevel import GenerationRLConfig, TokenLevelRLTrainer
+from trl_tokenlevel import GenerationRLConfig, TokenLevelModelConfig, TokenLevelRLTrainer
 from trl_tokenlevel.models.packaged import load_smollm2
 from trl_tokenlevel.generation.evaluate import greedy_completions, summary_metrics
-from trl_tokenlevel.hub import merge_adapters
+from trl_tokenlevel.data.shared import find_shared_data_dir
+from trl_tokenlevel.generation.reports import log_and_save
+from trl_tokenlevel.models import load_pretrained
 from trl_tokenlevel.rewards import EntityFaithfulnessReward, RougeLReward
 from trl_tokenlevel.run_identity import resume_argument
 
@@ -42,7 +49,11 @@ class ScriptArguments:
         metadata={"help": "'local': `data_dir` (train on validation, evaluate on test); 'hub': Samsung/samsum train/test.",
                   "choices": ["local", "hub"]},
     )
-    data_dir: str = field(default="../shared/data/samsum", metadata={"help": "Folder with validation.jsonl and test.jsonl."})
+    data_dir: str | None = field(
+        default=None,
+        metadata={"help": "Folder with validation.jsonl and test.jsonl. Default: ../shared/data/samsum, found from the "
+                          "working directory or the repository."},
+    )
     max_dialogue_words: int = field(
         default=70, metadata={"help": "Keep dialogues of at most this many words (train and eval; prompt length drives cost)."}
     )
@@ -56,24 +67,14 @@ class ScriptArguments:
     results_path: str | None = field(default=None, metadata={"help": "Results JSON. Default: OUTPUT_DIR/results.json."})
 
 
-@dataclass
-class LoraArguments:
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha: the update is scaled by alpha / r."})
-    lora_dropout: float = field(
-        default=0.0, metadata={"help": "LoRA dropout; 0 keeps the rollout policy equal to the training policy."}
-    )
-    lora_target_modules: list[str] = field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj"],
-        metadata={"help": "Modules LoRA adapts."},
-    )
-
-
 def load_split(script_args: ScriptArguments, split: str) -> list[dict]:
     if script_args.data_source == "hub":
         rows = datasets.load_dataset("Samsung/samsum", split=split)
         return [{"context": r["dialogue"], "response": r["summary"]} for r in rows]
-    path = pathlib.Path(script_args.data_dir) / f"{split}.jsonl"
+    data_dir = script_args.data_dir or find_shared_data_dir("samsum")
+    if data_dir is None:
+        raise FileNotFoundError("No SAMSum folder: pass --data_dir (validation.jsonl, test.jsonl) or --data_source hub.")
+    path = pathlib.Path(data_dir) / f"{split}.jsonl"
     rows = []
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
@@ -110,7 +111,7 @@ def evaluate(model, tokenizer, data: datasets.Dataset, script_args: ScriptArgume
     return metrics, predictions
 
 
-def main(script_args: ScriptArguments, args: GenerationRLConfig, lora_args: LoraArguments) -> dict:
+def main(script_args: ScriptArguments, args: GenerationRLConfig, model_args: TokenLevelModelConfig) -> dict:
     results_path = script_args.results_path or os.path.join(args.output_dir, "results.json")
     train_split = "train" if script_args.data_source == "hub" else "validation"
     train = build_rows(load_split(script_args, train_split), script_args, script_args.max_train_prompts)
@@ -118,50 +119,48 @@ def main(script_args: ScriptArguments, args: GenerationRLConfig, lora_args: Lora
     print(f"train: {len(train)} dialogues from {train_split}; eval: first {len(test)} short test dialogues")
 
     torch.manual_seed(args.seed)
-    model, tokenizer = load_smollm2()
+    if model_args.model_name_or_path is None:
+        model, tokenizer = load_smollm2()
+    else:
+        model = load_pretrained(AutoModelForCausalLM, model_args.model_name_or_path, args, **model_args.from_pretrained_kwargs())
+        tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
     before, before_texts = evaluate(model, tokenizer, test, script_args, args)
     print("before:", json.dumps(before))
 
     rewards = [RougeLReward(reference_column="reference"), EntityFaithfulnessReward(tokenizer, source_column="context")]
-    peft_config = LoraConfig(
-        task_type="CAUSAL_LM", r=lora_args.lora_r, lora_alpha=lora_args.lora_alpha, lora_dropout=lora_args.lora_dropout,
-        target_modules=list(lora_args.lora_target_modules),
-    )
+    peft_config = model_args.peft_config(model.config.model_type, "CAUSAL_LM")  # None without --use_peft
     trainer = TokenLevelRLTrainer(
         model=model, reward_funcs=rewards, args=args, train_dataset=train, processing_class=tokenizer,
         peft_config=peft_config,
     )
     start = time.time()
-    trainer.train(resume_from_checkpoint=resume_argument(args.resume_from_checkpoint))
+    train_result = trainer.train(resume_from_checkpoint=resume_argument(args.resume_from_checkpoint))
     train_seconds = time.time() - start
     after, after_texts = evaluate(trainer.model, tokenizer, test, script_args, args)
     print("after:", json.dumps(after))
+    # predict_ scores into trainer.log (trackers) and *_results.json; model, card, training_args.json; --push_to_hub
+    log_and_save(trainer, {"test": after}, {"test": len(test)}, train_result.metrics, dataset_name="Samsung/samsum")
 
-    final_dir = os.path.join(args.output_dir, "final")  # a plain HF folder: LoRA merged into the weights
-    merged = merge_adapters(trainer.model, in_place=True)
-    merged.save_pretrained(final_dir)
-    tokenizer.save_pretrained(final_dir)
-
-    config = {"script": vars(script_args), "lora": vars(lora_args), "training": args.to_dict()}
+    config = {"script": vars(script_args), "model": vars(model_args), "training": args.to_dict()}
     results = {
         "before": before, "after": after, "train_seconds": train_seconds, "train_prompts": len(train),
         "eval_prompts": len(test), "steps": trainer.state.global_step, "config": json.loads(json.dumps(config, default=str)),
         "log_history": trainer.state.log_history,
-        "examples": [{"reference": r, "before": b, "after": a} for r, b, a in zip(test["reference"][:5], before_texts, after_texts)],
+        "summaries": [{"reference": r, "before": b, "after": a} for r, b, a in zip(test["reference"], before_texts, after_texts)],
     }
     os.makedirs(os.path.dirname(results_path) or ".", exist_ok=True)
     with open(results_path, "w", encoding="utf-8") as handle:
-        json.dump(results, handle, indent=1)
+        json.dump(results, handle, indent=1, ensure_ascii=False)
     rows = [("ROUGE-1", "rouge1"), ("ROUGE-2", "rouge2"), ("ROUGE-L", "rougeL"),
             ("hallucinated-entity rate (%)", "hallucinated_entity_rate"), ("entities in summaries", "entities"),
             ("mean summary words", "mean_words")]
     print("| metric | before | after |\n|---|---|---|")
     for label, key in rows:
         print(f"| {label} | {before[key]:.2f} | {after[key]:.2f} |")
-    print(f"saved merged model to {final_dir}; results in {results_path}")
+    print(f"saved the model to {args.output_dir}; results in {results_path}")
     return results
 
 
 if __name__ == "__main__":
-    parser = TrlParser((ScriptArguments, GenerationRLConfig, LoraArguments))
+    parser = TrlParser((ScriptArguments, GenerationRLConfig, TokenLevelModelConfig))
     main(*parser.parse_args_and_config())

@@ -4,7 +4,8 @@
     python recipes/text_classification.py --config recipes/configs/text_classification.yaml --peft lora --learning_rate 1e-3
     accelerate launch recipes/text_classification.py --config recipes/configs/text_classification.yaml
 
-Every field of `ScriptArguments`, `ModelArguments` and `SequenceClassificationRLConfig` is a flag and a YAML key. The
+Every field of `ScriptArguments`, `SequenceClassificationRLConfig` and `TokenLevelModelConfig` (TRL's `ModelConfig`
+plus `--peft`) is a flag and a YAML key. The
 recipe evaluates on the dev split as `eval_strategy` says (accuracy, macro-F1) and once more at the end, predicts the
 test split, and writes to `output_dir` what `run_glue.py` users look for: `train_results.json`, `eval_results.json`
 (dev), `predict_results.json` (test, keys `predict_*`), `all_results.json` (the three merged), `trainer_state.json`
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 from trl import TrlParser
 
-from trl_tokenlevel import SequenceClassificationRLConfig, TokenLevelRLTrainer
+from trl_tokenlevel import SequenceClassificationRLConfig, TokenLevelModelConfig, TokenLevelRLTrainer
 from trl_tokenlevel.data import SST2_LABELS, load_sst2
 from trl_tokenlevel.data.sst2 import default_sst2_dir
 from trl_tokenlevel.models import (
@@ -31,11 +32,7 @@ from trl_tokenlevel.models import (
     load_pretrained,
     resolve_model_path,
 )
-from trl_tokenlevel.models.peft_presets import (
-    PEFT_METHODS,
-    log_trainable_parameters,
-    prepare_peft,
-)
+from trl_tokenlevel.models.peft_presets import log_trainable_parameters
 from trl_tokenlevel.rewards import get_reward
 from trl_tokenlevel.runtime import setup_script_logging, write_resolved_config
 from trl_tokenlevel.sequence_classification.reports import train_evaluate_predict
@@ -66,22 +63,6 @@ class ScriptArguments:
     )
 
 
-@dataclass
-class ModelArguments:
-    model_name_or_path: str = field(
-        default=DEFAULT_NER_BACKBONE,
-        metadata={"help": "Backbone. Default: the packaged all-MiniLM-L6-v2 encoder (offline, uncased)."},
-    )
-    peft: str = field(default="none", metadata={"help": f"Parameter-efficient method: one of {PEFT_METHODS}."})
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank: more = more capacity and memory."})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha: the update is scaled by alpha / r."})
-    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input."})
-    lora_target_modules: list[str] | None = field(
-        default=None, metadata={"help": "Modules LoRA adapts. Default: chosen per architecture."}
-    )
-    num_virtual_tokens: int = field(default=10, metadata={"help": "Prompt-tuning length (peft=prompt_tuning)."})
-
-
 def build_rewards(script_args: ScriptArguments) -> list:
     unknown = set(script_args.rewards) - set(LABEL_REWARDS)
     if unknown:
@@ -94,7 +75,7 @@ def build_rewards(script_args: ScriptArguments) -> list:
     ]
 
 
-def main(script_args: ScriptArguments, training_args: SequenceClassificationRLConfig, model_args: ModelArguments) -> dict:
+def main(script_args: ScriptArguments, training_args: SequenceClassificationRLConfig, model_args: TokenLevelModelConfig) -> dict:
     setup_script_logging(training_args)  # INFO on the main process only
     set_seed(training_args.seed)  # before the head and adapters are created
     reward_funcs = build_rewards(script_args)
@@ -108,15 +89,12 @@ def main(script_args: ScriptArguments, training_args: SequenceClassificationRLCo
     labels = dataset["train"].features["label"].names or SST2_LABELS
 
     model = load_pretrained(
-        AutoModelForSequenceClassification, model_args.model_name_or_path, training_args, num_labels=len(labels),
-        id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)},
+        AutoModelForSequenceClassification, model_args.model_name_or_path or DEFAULT_NER_BACKBONE, training_args,
+        num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)},
+        **model_args.from_pretrained_kwargs(use_cpu=training_args.use_cpu),
     )
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model_args.model_name_or_path))
-    model, peft_config = prepare_peft(
-        model, model_args.peft, task_type="SEQ_CLS", lora_r=model_args.lora_r, lora_alpha=model_args.lora_alpha,
-        lora_dropout=model_args.lora_dropout, lora_target_modules=model_args.lora_target_modules,
-        num_virtual_tokens=model_args.num_virtual_tokens,
-    )
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model_args.model_name_or_path or DEFAULT_NER_BACKBONE))
+    model, peft_config = model_args.prepare_peft(model, task_type="SEQ_CLS")
     trainer = TokenLevelRLTrainer(
         model=model, reward_funcs=reward_funcs, args=training_args, train_dataset=dataset["train"],
         eval_dataset=dataset["validation"], processing_class=tokenizer, peft_config=peft_config, label_list=labels,
@@ -131,5 +109,5 @@ def main(script_args: ScriptArguments, training_args: SequenceClassificationRLCo
 
 
 if __name__ == "__main__":
-    parser = TrlParser((ScriptArguments, SequenceClassificationRLConfig, ModelArguments))
+    parser = TrlParser((ScriptArguments, SequenceClassificationRLConfig, TokenLevelModelConfig))
     main(*parser.parse_args_and_config())

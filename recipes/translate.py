@@ -19,7 +19,12 @@ One warm-up, several RL runs from it (what benchmarks/translation.py does):
     python recipes/translate.py ... --skip_rl true --warm_up_output_dir warm/           # warm-up + its scores only
     python recipes/translate.py ... --model_name_or_path warm/ --sft_max_steps 0 --eval_before_rl false
 
-Every field of `ScriptArguments`, `LoraArguments` and `GenerationRLConfig` is a flag and a YAML key.
+Every field of `ScriptArguments`, `GenerationRLConfig` and `TokenLevelModelConfig` (TRL's `ModelConfig`:
+`--model_name_or_path`, `--use_peft`, `--lora_r`, ...) is a flag and a YAML key. Outputs in `output_dir`, as the other
+recipes write them: `eval_results.json` (val) and `predict_results.json` (test) with `eval_bleu`, `eval_chrf`, ...,
+`all_results.json`, `trainer_state.json`, the model (merged LoRA at the top with `merge_adapters`, the adapter in
+`adapter/`), a model card and `training_args.json`; `results.json` has the scores before and after RL and every
+greedy translation. With `--skip_rl` the warmed-up model is saved as a plain folder (no trainer, no card).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from dataclasses import dataclass, field
 
 import datasets
 import torch
-from peft import LoraConfig, get_peft_model
+from peft import get_peft_model
 from transformers import (
     AutoTokenizer,
     DataCollatorForSeq2Seq,
@@ -40,22 +45,20 @@ from transformers import (
 )
 from trl import TrlParser
 
-from trl_tokenlevel import GenerationRLConfig, TokenLevelRLTrainer
+from trl_tokenlevel import GenerationRLConfig, TokenLevelModelConfig, TokenLevelRLTrainer
 from trl_tokenlevel.data import load_multi30k, translation_prompt
 from trl_tokenlevel.generation.evaluate import greedy_completions
+from trl_tokenlevel.generation.reports import log_and_save
 from trl_tokenlevel.generation.rollout import render_prompts
 from trl_tokenlevel.hub import merge_adapters
 from trl_tokenlevel.metrics import generation_scores, metric_signatures
 from trl_tokenlevel.models import auto_class_for, load_smollm2
-from trl_tokenlevel.models.peft_presets import default_target_modules
 from trl_tokenlevel.rewards import CharNgramOverlapReward, ChrFReward, LengthPenalty
+from trl_tokenlevel.run_identity import resume_argument
 
 
 @dataclass
 class ScriptArguments:
-    model_name_or_path: str | None = field(
-        default=None, metadata={"help": "Hub id or folder of a causal or encoder-decoder LM. Default: packaged SmolLM2."}
-    )
     data_dir: str | None = field(default=None, metadata={"help": "Multi30k raw files. Default: ../shared/data/multi30k."})
     source_lang: str = field(default="en", metadata={"help": "Source language code."})
     target_lang: str = field(default="de", metadata={"help": "Target language code."})
@@ -88,17 +91,6 @@ class ScriptArguments:
     results_path: str | None = field(default=None, metadata={"help": "Report JSON. Default: OUTPUT_DIR/results.json."})
 
 
-@dataclass
-class LoraArguments:
-    use_lora: bool = field(default=True, metadata={"help": "LoRA for warm-up and RL; False trains every weight."})
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank: more = more capacity, more memory."})
-    lora_alpha: int = field(default=32, metadata={"help": "The update is scaled by alpha / r."})
-    lora_dropout: float = field(default=0.0, metadata={"help": "0 keeps the rollout policy equal to the trained one."})
-    lora_target_modules: list[str] | None = field(
-        default=None, metadata={"help": "Modules LoRA adapts. Default: PEFT's table for the architecture (q, v)."}
-    )
-
-
 def load_model(name: str | None):
     """`(model, tokenizer)`: the packaged SmolLM2 for `None`, else the auto class of the model's kind."""
     if name is None:
@@ -118,14 +110,9 @@ def build_rows(split: datasets.Dataset, tokenizer, encoder_decoder: bool, args: 
     return datasets.Dataset.from_dict({"prompt": prompts, "target": list(split["target"])})
 
 
-def lora_config(model, encoder_decoder: bool, lora_args: LoraArguments) -> LoraConfig | None:
-    if not lora_args.use_lora:
-        return None
-    targets = lora_args.lora_target_modules or default_target_modules(model.config.model_type)
-    return LoraConfig(
-        task_type="SEQ_2_SEQ_LM" if encoder_decoder else "CAUSAL_LM", r=lora_args.lora_r,
-        lora_alpha=lora_args.lora_alpha, lora_dropout=lora_args.lora_dropout, target_modules=list(targets),
-    )
+def lora_config(model, encoder_decoder: bool, model_args: TokenLevelModelConfig):
+    """The PEFT config of `--use_peft` / `--peft` for this model (targets: PEFT's table unless given), or `None`."""
+    return model_args.peft_config(model.config.model_type, "SEQ_2_SEQ_LM" if encoder_decoder else "CAUSAL_LM")
 
 
 def supervised_features(rows: datasets.Dataset, tokenizer, encoder_decoder: bool, max_length: int) -> datasets.Dataset:
@@ -188,19 +175,19 @@ def rewards_for(tokenizer, args: ScriptArguments) -> list:
     return rewards
 
 
-def main(args: ScriptArguments, rl_args: GenerationRLConfig, lora_args: LoraArguments) -> dict:
+def main(args: ScriptArguments, rl_args: GenerationRLConfig, model_args: TokenLevelModelConfig) -> dict:
     results_path = args.results_path or os.path.join(rl_args.output_dir, "results.json")
     data = load_multi30k(args.data_dir, source_lang=args.source_lang, target_lang=args.target_lang,
                          max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples)
     torch.manual_seed(rl_args.seed)
-    model, tokenizer = load_model(args.model_name_or_path)
+    model, tokenizer = load_model(model_args.model_name_or_path)
     encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
     train = build_rows(data["train"], tokenizer, encoder_decoder, args)
     splits = {split: build_rows(data[split], tokenizer, encoder_decoder, args) for split in args.eval_splits}
     sizes = ", ".join(f"first {len(rows)} of {split}" for split, rows in splits.items())
     print(f"train: {len(train)} pairs; eval: {sizes}; encoder-decoder: {encoder_decoder}")
 
-    peft_config = lora_config(model, encoder_decoder, lora_args) if args.sft_max_steps > 0 else None
+    peft_config = lora_config(model, encoder_decoder, model_args) if args.sft_max_steps > 0 else None
     start = time.time()
     model, sft_losses = warm_up(
         get_peft_model(model, peft_config) if peft_config else model, tokenizer, train, encoder_decoder, args, rl_args
@@ -213,21 +200,22 @@ def main(args: ScriptArguments, rl_args: GenerationRLConfig, lora_args: LoraArgu
     sft, sft_texts = evaluate(model, tokenizer, splits, args, rl_args) if args.eval_before_rl or args.skip_rl else ({}, {})
 
     rl, rl_texts, steps, train_seconds, log_history = {}, {}, 0, 0.0, []
-    if not args.skip_rl:
+    if args.skip_rl:  # the supervised baseline: a plain folder
+        model.save_pretrained(rl_args.output_dir)
+        tokenizer.save_pretrained(rl_args.output_dir)
+    else:
         trainer = TokenLevelRLTrainer(  # fresh LoRA on the warmed-up weights: they are the KL reference
             model=model, reward_funcs=rewards_for(tokenizer, args), args=rl_args, train_dataset=train,
-            processing_class=tokenizer, peft_config=lora_config(model, encoder_decoder, lora_args),
+            processing_class=tokenizer, peft_config=lora_config(model, encoder_decoder, model_args),
         )
         start = time.time()
-        trainer.train()
+        train_result = trainer.train(resume_from_checkpoint=resume_argument(rl_args.resume_from_checkpoint))
         train_seconds, steps, log_history = time.time() - start, trainer.state.global_step, trainer.state.log_history
         rl, rl_texts = evaluate(trainer.model, tokenizer, splits, args, rl_args)
-        model = merge_adapters(trainer.model, in_place=True)
-
-    final_dir = os.path.join(rl_args.output_dir, "final")  # a plain HF folder: LoRA merged into the weights
-    model.save_pretrained(final_dir)
-    tokenizer.save_pretrained(final_dir)
-    config = {"script": vars(args), "lora": vars(lora_args), "training": rl_args.to_dict()}
+        # eval_/predict_ scores into trainer.log and *_results.json; model, card, training_args.json; --push_to_hub
+        log_and_save(trainer, rl, {split: len(rows) for split, rows in splits.items()}, train_result.metrics,
+                     dataset_name=None if args.data_dir else "bentrevett/multi30k")
+    config = {"script": vars(args), "model": vars(model_args), "training": rl_args.to_dict()}
     results = {
         "sft": sft, "rl": rl, "sft_losses": sft_losses, "sft_seconds": sft_seconds, "signatures": metric_signatures(),
         "encoder_decoder": encoder_decoder, "train_seconds": train_seconds, "train_pairs": len(train),
@@ -243,10 +231,10 @@ def main(args: ScriptArguments, rl_args: GenerationRLConfig, lora_args: LoraArgu
         print(f"\n{split}\n| metric | " + " | ".join(name for name, _ in phases) + " |\n|---|" + "---|" * len(phases))
         for key in ("bleu", "chrf", "length_ratio", "mean_words"):
             print(f"| {key} | " + " | ".join(f"{scores[split][key]:.2f}" for _, scores in phases) + " |")
-    print(f"saved merged model to {final_dir}; report in {results_path}")
+    print(f"saved the model to {rl_args.output_dir}; report in {results_path}")
     return results
 
 
 if __name__ == "__main__":
-    parser = TrlParser((ScriptArguments, GenerationRLConfig, LoraArguments))
+    parser = TrlParser((ScriptArguments, GenerationRLConfig, TokenLevelModelConfig))
     main(*parser.parse_args_and_config())

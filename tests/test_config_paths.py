@@ -68,7 +68,8 @@ def test_the_paths_split_the_fields():
             "vf_coef", "gamma", "lam", "top_p", "top_k", "sequence_reward_placement", "group_baseline",
             "max_prompt_length", "cliprange_value", "generation_kwargs"} == set(GENERATION_ONLY)
     shared = {f.name for f in dataclasses.fields(TokenLevelRLBaseConfig)}
-    assert {"num_samples", "rl_coef", "kl_coef", "load_in_8bit", "reward_weights"} <= shared
+    assert {"num_samples", "rl_coef", "kl_coef", "model_init_kwargs", "reward_weights"} <= shared
+    assert not {"load_in_8bit", "load_in_4bit"} & shared  # TRL's ModelConfig holds them (TokenLevelModelConfig)
     with pytest.raises(TypeError, match="prompt_column"):
         TokenClassificationRLConfig(output_dir="x", prompt_column="text")
     with pytest.raises(TypeError, match="rl_start_step"):
@@ -118,7 +119,7 @@ def test_the_entry_point_returns_the_trainer_of_the_model_kind(tmp_path):
         token_trainer(tmp_path, GenerationRLConfig(output_dir=str(tmp_path), **COMMON))
 
 
-def test_load_in_8bit_is_honoured_for_a_causal_lm_by_name_and_refused_for_a_loaded_one(tmp_path):
+def test_8bit_model_init_kwargs_are_honoured_for_a_causal_lm_by_name_and_refused_for_a_loaded_one(tmp_path):
     pytest.importorskip("bitsandbytes")
     if "AVX512" not in torch.backends.cpu.get_cpu_capability():
         pytest.skip("bitsandbytes' CPU kernels need AVX512")
@@ -128,8 +129,8 @@ def test_load_in_8bit_is_honoured_for_a_causal_lm_by_name_and_refused_for_a_load
     folder = tmp_path / "tiny-llama"
     tiny_llama().save_pretrained(folder)
     lm_tokenizer().save_pretrained(folder)
-    args = GenerationRLConfig(output_dir=str(tmp_path / "out"), load_in_8bit=True, max_steps=1, num_samples=2,
-                              max_new_tokens=3, per_device_train_batch_size=2, **COMMON)
+    args = GenerationRLConfig(output_dir=str(tmp_path / "out"), model_init_kwargs={"load_in_8bit": True}, max_steps=1,
+                              num_samples=2, max_new_tokens=3, per_device_train_batch_size=2, **COMMON)
     trainer = TokenLevelRLTrainer(
         model=str(folder), reward_funcs=[pays_for_w7], args=args, train_dataset=prompt_dataset(4),
         peft_config=LoraConfig(task_type="CAUSAL_LM", r=4, target_modules=["q_proj", "v_proj"]),
@@ -139,5 +140,6 @@ def test_load_in_8bit_is_honoured_for_a_causal_lm_by_name_and_refused_for_a_load
     assert not isinstance(trainer.model.get_base_model().lm_head, bnb.nn.Linear8bitLt)
     trainer.train()
     assert trainer.state.global_step == 1
-    with pytest.raises(ValueError, match="load_in_8bit is set but the model was passed already loaded"):
-        generation_trainer(tmp_path, GenerationRLConfig(output_dir=str(tmp_path), load_in_8bit=True, **COMMON))
+    with pytest.raises(ValueError, match="model_init_kwargs is set but the model was passed already loaded"):
+        generation_trainer(tmp_path, GenerationRLConfig(output_dir=str(tmp_path), model_init_kwargs={"load_in_8bit": True},
+                                                        **COMMON))

@@ -6,12 +6,13 @@ import pytest
 import torch
 
 from tiny import SYNTH_LABELS, synthetic_dataset, tiny_bert, word_tokenizer
-from trl_tokenlevel import TokenLevelRLConfig, TokenLevelRLTrainer
+from trl_tokenlevel import TokenLevelModelConfig, TokenLevelRLConfig, TokenLevelRLTrainer
 from trl_tokenlevel.hub.export import merge_adapters
 from trl_tokenlevel.models.quantization import (
     check_quantization_support,
     is_quantized,
     quantization_config,
+    quantization_name,
     resolve_model_init_kwargs,
 )
 from trl_tokenlevel.rewards import TokenAccuracyReward
@@ -31,8 +32,8 @@ def test_quantization_config_keeps_heads_in_full_precision():
     assert four.load_in_4bit and four.bnb_4bit_quant_type == "nf4" and four.bnb_4bit_compute_dtype == torch.float32
     with pytest.raises(ValueError, match="choose one"):
         quantization_config(load_in_8bit=True, load_in_4bit=True)
-    with pytest.raises(ValueError, match="choose one"):
-        TokenLevelRLConfig(output_dir="x", load_in_8bit=True, load_in_4bit=True, report_to="none")
+    with pytest.raises(ValueError, match="8 bit and 4 bit"):  # TRL's own check, in the recipes' model config
+        TokenLevelModelConfig(load_in_8bit=True, load_in_4bit=True)
     kwargs = resolve_model_init_kwargs({"load_in_8bit": True, "dtype": "float32"}) if KBIT_WORKS else {}
     assert not KBIT_WORKS or (kwargs["quantization_config"].load_in_8bit and "load_in_8bit" not in kwargs)
 
@@ -61,7 +62,7 @@ def test_lora_trains_on_a_kbit_backbone_loaded_by_the_trainer(tmp_path, bits):
     args = TokenLevelRLConfig(
         output_dir=str(tmp_path / "run"), max_steps=6, per_device_train_batch_size=16, learning_rate=2e-2,
         report_to="none", use_cpu=True, save_strategy="no", disable_tqdm=True, logging_steps=1,
-        load_in_8bit=bits == 8, load_in_4bit=bits == 4,
+        model_init_kwargs={f"load_in_{bits}bit": True},
     )
     lora = LoraConfig(task_type="TOKEN_CLS", r=4, lora_alpha=8, target_modules=["query", "value"])
     trainer = TokenLevelRLTrainer(
@@ -74,7 +75,7 @@ def test_lora_trains_on_a_kbit_backbone_loaded_by_the_trainer(tmp_path, bits):
     assert isinstance(layer.attention.self.key, expected)
     head = trainer.model.base_model.model.classifier.modules_to_save["default"]
     assert type(head) is torch.nn.Linear and head.weight.dtype == torch.float32 and head.weight.requires_grad
-    assert is_quantized(trainer.model)
+    assert is_quantized(trainer.model) and quantization_name(trainer.model) == f"{bits}-bit"  # what the model card says
     start = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
     trainer.train()
     changed = [n for n, p in trainer.model.named_parameters() if n in start and not torch.equal(p, start[n])]
@@ -90,6 +91,7 @@ def test_lora_trains_on_a_kbit_backbone_loaded_by_the_trainer(tmp_path, bits):
 
     merged = AutoModelForTokenClassification.from_pretrained(tmp_path / "merged")
     assert not hasattr(merged.config, "quantization_config") and merged.config.id2label[1] == "B-PER"
+    assert quantization_name(merged) is None
     assert all(p.dtype == torch.float32 for p in merged.parameters())
     inputs = word_tokenizer()(["w1 w12 w17 w20"], return_tensors="pt")
     with torch.no_grad():
@@ -102,6 +104,7 @@ def test_quantized_backbone_without_adapters_is_refused(tmp_path):
     base = tmp_path / "base"
     tiny_bert(hidden=64).save_pretrained(base)
     word_tokenizer().save_pretrained(base)
-    args = TokenLevelRLConfig(output_dir=str(tmp_path / "run"), report_to="none", use_cpu=True, load_in_8bit=True)
+    args = TokenLevelRLConfig(output_dir=str(tmp_path / "run"), report_to="none", use_cpu=True,
+                              model_init_kwargs={"load_in_8bit": True})
     with pytest.raises(ValueError, match="cannot be trained directly.*peft_config"):
         TokenLevelRLTrainer(model=str(base), args=args, train_dataset=synthetic_dataset(8), label_list=SYNTH_LABELS)

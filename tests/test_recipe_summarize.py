@@ -32,8 +32,15 @@ def test_summarize_recipe_runs_and_saves_a_plain_hf_folder(tmp_path):
     assert results["steps"] == 1 and results["eval_prompts"] == 2
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(tmp_path / "final")  # merged LoRA, no adapter files needed
-    assert not (tmp_path / "final" / "adapter_config.json").exists() and model.config.num_hidden_layers == 30
+    model = AutoModelForCausalLM.from_pretrained(tmp_path)  # merged LoRA at the top, the adapter in adapter/
+    assert not (tmp_path / "adapter_config.json").exists() and model.config.num_hidden_layers == 30
+    assert (tmp_path / "adapter" / "adapter_config.json").is_file() and (tmp_path / "training_args.json").is_file()
+    # the save path of the other recipes: scores through trainer.log into the result files and the card
+    written = json.loads((tmp_path / "predict_results.json").read_text())
+    logged = {k: v for e in json.loads((tmp_path / "trainer_state.json").read_text())["log_history"] for k, v in e.items()}
+    assert written["predict_rougeL"] == logged["predict_rougeL"] == pytest.approx(results["after"]["rougeL"])
+    card = (tmp_path / "README.md").read_text()
+    assert "Samsung/samsum" in card and "model-index" in card and "rougeL" in card
 
 
 def test_summarize_recipe_names_the_line_of_a_bad_jsonl_row(tmp_path):

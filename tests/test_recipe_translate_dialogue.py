@@ -27,6 +27,24 @@ def run_recipe(name: str, model_dir, out_dir, *extra) -> dict:
     return json.loads((out_dir / "results.json").read_text())
 
 
+def assert_reported_like_the_other_recipes(out, scores, prefixes, pipeline_tag):
+    """`{eval,predict}_results.json` and `all_results.json` hold the final scores, `trainer_state.json` logged them
+    (trackers saw them), and the model card carries them in `model-index` with the right pipeline tag."""
+    import yaml
+
+    all_results = json.loads((out / "all_results.json").read_text())
+    logged = {k: v for entry in json.loads((out / "trainer_state.json").read_text())["log_history"] for k, v in entry.items()}
+    for split, prefix in prefixes.items():
+        written = json.loads((out / f"{prefix}_results.json").read_text())
+        for metric in ("rougeL", "mean_words") if prefix == "predict" and "bleu" not in scores[split] else ("bleu", "chrf"):
+            key = f"{prefix}_{metric}"
+            assert written[key] == all_results[key] == logged[key] == pytest.approx(scores[split][metric]), key
+    assert "train_runtime" in all_results and (out / "training_args.json").is_file() and not (out / "training_args.bin").exists()
+    card = (out / "README.md").read_text()
+    metadata = yaml.safe_load(card.split("---")[1])
+    assert metadata["pipeline_tag"] == pipeline_tag and metadata["model-index"][0]["results"], metadata
+
+
 def saved(tmp_path, name, model, tokenizer):
     model.save_pretrained(tmp_path / name)
     tokenizer.save_pretrained(tmp_path / name)
@@ -53,10 +71,13 @@ def test_translate_recipe_warms_up_trains_scores_and_saves(tmp_path, kind):
     assert results["signatures"]["chrf"].startswith("nrefs:1")
     rewards = [h for h in results["log_history"] if "rewards/CharNgramOverlapReward/mean" in h]
     assert rewards and "rewards/LengthPenalty/mean" in rewards[0]
+    out = tmp_path / "out"
     auto = AutoModelForSeq2SeqLM if kind == "t5" else AutoModelForCausalLM
-    reloaded = auto.from_pretrained(tmp_path / "out" / "final")  # LoRA merged: a plain HF folder
-    assert not (tmp_path / "out" / "final" / "adapter_config.json").exists() and reloaded.config.model_type == (
-        "t5" if kind == "t5" else "llama")
+    reloaded = auto.from_pretrained(out)  # LoRA merged (merge_adapters): a plain HF folder, the adapter in adapter/
+    assert not (out / "adapter_config.json").exists() and (out / "adapter" / "adapter_config.json").is_file()
+    assert reloaded.config.model_type == ("t5" if kind == "t5" else "llama")
+    assert_reported_like_the_other_recipes(out, results["rl"], {"validation": "eval", "test": "predict"},
+                                           pipeline_tag="text2text-generation" if kind == "t5" else "text-generation")
 
 
 def test_dialogue_recipe_trains_judges_and_saves(tmp_path):
@@ -73,7 +94,9 @@ def test_dialogue_recipe_trains_judges_and_saves(tmp_path):
     logged = [h for h in results["log_history"] if "reward" in h]
     for name in ("ReferenceOverlapReward", "LengthPenalty", "EntityFaithfulnessReward"):
         assert f"rewards/{name}/mean" in logged[0], name
-    assert AutoModelForCausalLM.from_pretrained(tmp_path / "out" / "final").config.model_type == "llama"
+    out = tmp_path / "out"
+    assert AutoModelForCausalLM.from_pretrained(out).config.model_type == "llama"
+    assert_reported_like_the_other_recipes(out, {"test": results["after"]}, {"test": "predict"}, pipeline_tag="text-generation")
 
 
 def test_dialogue_judge_is_not_the_reward():

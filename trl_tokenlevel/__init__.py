@@ -9,6 +9,7 @@ filter_upstream_noise()  # before anything below imports bitsandbytes / peft (se
 
 from .base_config import TokenLevelRLBaseConfig
 from .config import TokenLevelRLConfig
+from .model_config import TokenLevelModelConfig
 from .generation import GenerationRLConfig, GenerationRLTrainer, Seq2SeqGenerationRLTrainer
 from .question_answering import QuestionAnsweringRLConfig, QuestionAnsweringRLTrainer
 from .sequence_classification import SequenceClassificationRLConfig, SequenceClassificationRLTrainer
@@ -26,6 +27,7 @@ __all__ = [
     "SequenceClassificationRLTrainer",
     "TokenClassificationRLConfig",
     "TokenClassificationRLTrainer",
+    "TokenLevelModelConfig",
     "TokenLevelRLBaseConfig",
     "TokenLevelRLConfig",
     "TokenLevelRLTrainer",

@@ -24,8 +24,10 @@ class TokenLevelRLBaseConfig(TrainingArguments):
     Fields shared by every token-level RL trainer. Only the fields added to [`~transformers.TrainingArguments`] are
     listed; every field is a command-line flag through [`~trl.TrlParser`] and a key of the recipes' YAML files.
 
-    Parameters are grouped as: model loading (`model_init_kwargs`, `trust_remote_code`, `disable_dropout`,
-    `load_in_8bit`, `load_in_4bit`), sampling (`num_samples`, `temperature`), rewards (`reward_weights`,
+    Parameters are grouped as: model loading (`model_init_kwargs`, `trust_remote_code`, `disable_dropout`; a k-bit
+    backbone for a model given by name: `model_init_kwargs={"load_in_8bit": True}`; the recipes take TRL's
+    `--load_in_8bit` / `--load_in_4bit` through [`~trl_tokenlevel.TokenLevelModelConfig`]), sampling (`num_samples`,
+    `temperature`), rewards (`reward_weights`,
     `whiten_advantages`), loss (`rl_coef`, `kl_coef`, `target_kl`, `kl_horizon`, `entropy_coef`), dynamic rewards
     (`reward_weight_schedules`, `rl_coef_schedule`, `reward_combination`, `constraints`, `lagrange_*`), online
     learning (`online_*`, `replay_*`) and export (`merge_adapters`).
@@ -49,18 +51,6 @@ class TokenLevelRLBaseConfig(TrainingArguments):
             "help": "Set every dropout probability to 0. Makes the KL to the reference exact at step 0 and sampling "
             "reproducible; plain fine-tuning usually keeps dropout as a regulariser."
         },
-    )
-    load_in_8bit: bool = field(
-        default=False,
-        metadata={
-            "help": "Load the backbone in 8-bit (bitsandbytes LLM.int8; CUDA, or a CPU with AVX512) when the trainer "
-            "loads it from a name; the head stays in full precision. Needs a peft_config. About half the fp32 "
-            "weight memory of an encoder's linear layers, at some speed cost."
-        },
-    )
-    load_in_4bit: bool = field(
-        default=False,
-        metadata={"help": "Load the backbone in 4-bit NF4 (QLoRA). Less memory than 8-bit, larger rounding error."},
     )
     # > Data
     remove_unused_columns: bool = field(
@@ -219,8 +209,6 @@ class TokenLevelRLBaseConfig(TrainingArguments):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}.")
         if self.target_kl is not None and self.kl_coef == 0:
             raise ValueError("target_kl needs an initial kl_coef > 0 (the adaptive controller scales it).")
-        if self.load_in_8bit and self.load_in_4bit:
-            raise ValueError("load_in_8bit and load_in_4bit are both set: choose one (8-bit is closer to fp32).")
         if self.reward_weights is not None:
             for i, weight in enumerate(self.reward_weights):
                 if weight is None or not math.isfinite(float(weight)):

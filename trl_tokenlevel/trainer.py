@@ -3,8 +3,8 @@
 A `transformers.Trainer` whose actions are tokens and whose rewards are per token. What every algorithm path
 shares lives here, written once:
 
-- model preparation: load by name (safetensors, no remote code, `load_in_8bit`/`load_in_4bit` as a bitsandbytes
-  config), dropout off, k-bit preparation, PEFT wrapping ([`prepare_model`]);
+- model preparation: load by name (safetensors, no remote code, `model_init_kwargs`' `load_in_8bit`/`load_in_4bit`
+  as a bitsandbytes config), dropout off, k-bit preparation, PEFT wrapping ([`prepare_model`]);
 - rewards and their combination: weights, schedules, running normalisation, Lagrange constraints
   (`dynamic/`), the CE/RL coefficient schedules and the KL controller;
 - the reference: a frozen copy of the starting model, or under PEFT the same network with its adapters disabled,
@@ -49,7 +49,7 @@ from .hub.mixin import HubExportMixin
 from .models.kinds import MODEL_KINDS, is_peft_model, kind_for_task, kind_of
 from .models.loading import load_pretrained
 from .models.packaged import resolve_model_path
-from .models.quantization import is_quantized, prepare_quantized_model
+from .models.quantization import prepare_quantized_model
 from .online.loop import learn_online
 from .rewards.common import resolve_reward_weights, reward_name, unique_reward_names
 from .runtime import check_distributed_launch
@@ -167,8 +167,8 @@ class TokenLevelRLTrainer(HubExportMixin, Trainer):
 
     def prepare_model(self, model, args: TokenLevelRLBaseConfig, peft_config=None) -> nn.Module:
         """Loads `model` when given by name, turns dropout off (`disable_dropout`), prepares a k-bit backbone for
-        adapters and wraps the model with PEFT. `load_in_8bit`/`load_in_4bit`/`model_init_kwargs` only apply to a
-        model given by name: with a model object they are refused unless the object is already quantized."""
+        adapters and wraps the model with PEFT. `model_init_kwargs` (k-bit flags included) only apply to a model
+        given by name: with a model object they are refused."""
         if isinstance(model, str):
             model = self.load_model(model, args)
         else:
@@ -176,13 +176,6 @@ class TokenLevelRLTrainer(HubExportMixin, Trainer):
                 raise ValueError(
                     "model_init_kwargs is set but the model was passed already loaded, so it would be ignored. Fix: "
                     "pass the model's name or path instead, or drop model_init_kwargs."
-                )
-            if (args.load_in_8bit or args.load_in_4bit) and not is_quantized(model):
-                flag = "load_in_8bit" if args.load_in_8bit else "load_in_4bit"
-                raise ValueError(
-                    f"{flag} is set but the model was passed already loaded in full precision, so the flag would be "
-                    "ignored. Fix: pass the model's name or path (the trainer then loads it quantized), or load it "
-                    "with `quantization_config=trl_tokenlevel.models.quantization.quantization_config(...)`."
                 )
         if args.disable_dropout:
             disable_dropout_in_model(model)

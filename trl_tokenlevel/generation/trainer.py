@@ -70,7 +70,7 @@ class GenerationRLTrainer(TokenLevelRLTrainer):
 
     Args:
         model (`PreTrainedModel` or `str`): a causal LM, or a name/path to load one (with `model_init_kwargs`,
-            `load_in_8bit` / `load_in_4bit`).
+            whose `load_in_8bit` / `load_in_4bit` keys load it k-bit).
         reward_funcs (`Sequence[Callable]`): completion rewards (interface in `rewards/completion/base.py`).
         args ([`GenerationRLConfig`] or [`TokenLevelRLConfig`], *optional*): training configuration.
         train_dataset (`datasets.Dataset`): rows with a `prompt_column` (text or chat messages); the other columns

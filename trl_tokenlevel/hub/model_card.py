@@ -16,7 +16,7 @@ from typing import Any
 
 from ..models.kinds import is_peft_model, task_of
 from ..models.packaged import PACKAGED_HUB_IDS, hub_id_for
-from ..models.quantization import is_quantized
+from ..models.quantization import quantization_name
 from ..rewards.common import reward_name
 from .export import training_args_dict
 
@@ -25,14 +25,14 @@ BASE_TAGS = ("trl", "trl-tokenlevel", "token-level-rl")
 KEY_CONFIG_FIELDS = (
     "num_samples", "temperature", "baseline", "whiten_advantages", "rl_coef", "ce_coef", "kl_coef", "target_kl",
     "entropy_coef", "label_all_tokens", "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
-    "gradient_accumulation_steps", "lr_scheduler_type", "seed", "load_in_8bit", "load_in_4bit", "merge_adapters",
+    "gradient_accumulation_steps", "lr_scheduler_type", "seed", "merge_adapters",
 )
 GENERATION_CONFIG_FIELDS = (
     "num_samples", "temperature", "top_p", "top_k", "max_new_tokens", "max_prompt_length", "advantage_estimator",
     "group_baseline", "sequence_reward_placement", "gamma", "lam", "num_ppo_epochs", "cliprange", "vf_coef",
     "whiten_advantages", "rl_coef", "kl_coef", "kl_placement", "target_kl", "entropy_coef", "learning_rate",
     "num_train_epochs", "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps", "lr_scheduler_type",
-    "seed", "load_in_8bit", "load_in_4bit", "merge_adapters",
+    "seed", "merge_adapters",
 )
 """Key values of the generation path (`trl_tokenlevel/generation/`), which has no label baseline or CE term."""
 SCHEDULE_FIELDS = ("rl_coef_schedule", "ce_coef_schedule", "reward_weight_schedules", "constraints")
@@ -348,9 +348,7 @@ def model_card_from_trainer(trainer, model_name: str, dataset: str | None = None
         peft_method, base_model = str(peft_config.peft_type.value), peft_config.base_model_name_or_path
     base_model = base_model or getattr(model.config, "_name_or_path", None) or None
     args = trainer.args
-    quantization = "8-bit" if getattr(args, "load_in_8bit", False) else "4-bit" if getattr(args, "load_in_4bit", False) else None
-    if quantization is None:
-        quantization = "k-bit (bitsandbytes)" if is_quantized(model) else None
+    quantization = quantization_name(model)
     metrics: dict[str, float] = {}
     for entry in trainer.state.log_history:  # last value of every eval_/test_/predict_ metric
         metrics.update({k: v for k, v in entry.items() if k.partition("_")[0] in SPLITS and "runtime" not in k

@@ -37,12 +37,12 @@ def model_init_kwargs(
 
 def load_pretrained(auto_class, name_or_path: str, args=None, **extra):
     """`auto_class.from_pretrained(name_or_path)` with [`model_init_kwargs`] read from a trainer config `args`
-    (`model_init_kwargs`, `load_in_8bit`, `load_in_4bit`, `trust_remote_code`, `use_cpu`); `extra` is added last
-    (e.g. `num_labels`)."""
+    (`model_init_kwargs`, whose `load_in_8bit` / `load_in_4bit` keys become a bitsandbytes config,
+    `trust_remote_code`, `use_cpu`); `extra` is added last (e.g. `num_labels`, or a recipe's
+    [`~trl_tokenlevel.TokenLevelModelConfig.from_pretrained_kwargs`])."""
     kwargs = model_init_kwargs(
-        getattr(args, "model_init_kwargs", None), getattr(args, "load_in_8bit", False),
-        getattr(args, "load_in_4bit", False), getattr(args, "trust_remote_code", False),
-        getattr(args, "use_cpu", False),
+        getattr(args, "model_init_kwargs", None), trust_remote_code=getattr(args, "trust_remote_code", False),
+        use_cpu=getattr(args, "use_cpu", False),
     )
     for key, value in extra.items():
         kwargs.setdefault(key, value)

@@ -128,6 +128,16 @@ def is_quantized(model: nn.Module) -> bool:
     return any(isinstance(module, (bnb.nn.Linear8bitLt, bnb.nn.Linear4bit)) for module in model.modules())
 
 
+def quantization_name(model: nn.Module) -> str | None:
+    """`"8-bit"`, `"4-bit"`, `"k-bit (bitsandbytes)"` (quantized, bit width not recorded) or `None` (full precision),
+    from the layers of `model` and the `quantization_config` it was loaded with."""
+    if not is_quantized(model):
+        return None
+    config = getattr(getattr(model, "config", None), "quantization_config", None)
+    config = config.to_dict() if hasattr(config, "to_dict") else dict(config or {})
+    return "8-bit" if config.get("load_in_8bit") else "4-bit" if config.get("load_in_4bit") else "k-bit (bitsandbytes)"
+
+
 def prepare_quantized_model(model: nn.Module, peft_config=None, gradient_checkpointing: bool = False) -> nn.Module:
     """Prepares a k-bit backbone for adapter training (`peft.prepare_model_for_kbit_training`: freezes the base,
     casts norms and the head to fp32, enables input gradients); full-precision models pass through unchanged.

@@ -69,7 +69,7 @@ class TokenClassificationRLTrainer(SupervisedRLTrainer):
 
     Args:
         model (`PreTrainedModel` or `str`): a token classifier, or a name/path to load one (with the config's
-            `model_init_kwargs` / `load_in_8bit` / `load_in_4bit`; never with remote code unless `trust_remote_code`).
+            `model_init_kwargs`, k-bit keys included; never with remote code unless `trust_remote_code`).
         reward_funcs (`Sequence[Callable]`, *optional*): per-token rewards (interface in `rewards/token/base.py`).
             Defaults to `[EntitySpanReward(), TokenAccuracyReward()]` with weights `[1.0, 0.5]`.
         args ([`TokenClassificationRLConfig`] or [`TokenLevelRLConfig`], *optional*): training configuration.
