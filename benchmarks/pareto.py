@@ -9,8 +9,12 @@
    missed gold spans only; both reward exact matches).
 3. One constrained run (`reward_combination=constrained`): maximise SpanRecallReward subject to the sampled span
    precision >= `--precision_threshold`, with a Lagrange multiplier.
-4. Entity precision/recall/F1 (seqeval, strict IOB2) on the first `--dev_sentences` dev sentences for each run;
-   writes `<doc_prefix>.png` (the Pareto plot) and `<doc_prefix>.md` (the table) plus `results.json`.
+4. Entity precision/recall/F1 (seqeval, strict IOB2) on the first `--dev_sentences` dev sentences for each run,
+   written to `--results_path` (docs/results/pareto/results.json, committed); from it, `<doc_prefix>.png` (the
+   Pareto plot) and the table between the markers of `<doc_prefix>.md` (the reading around them is kept).
+
+    python benchmarks/pareto.py                     # the sweep (~20 min on 2 CPU cores), then the plot and table
+    python benchmarks/pareto.py --report_only       # the plot and table again, from the committed JSON
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ def parse_args(argv=None):
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--output_dir", default="outputs/pareto")
     parser.add_argument("--doc_prefix", default="docs/pareto")
+    parser.add_argument("--results_path", default="docs/results/pareto/results.json", help="the runs' scores (JSON)")
+    parser.add_argument("--report_only", action="store_true", help="plot and table from --results_path, no training")
     parser.add_argument("--seed", type=int, default=42)
     return parser.parse_args(argv)
 
@@ -71,49 +77,75 @@ def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
     ]
 
 
-def write_outputs(results: list[dict], args, total_seconds: float) -> None:
+TABLE_BEGIN, TABLE_END = "<!-- pareto table: begin -->", "<!-- pareto table: end -->"
+KIND_MARKERS = {"warm start (CE)": ("s", "CE warm start"), "weighted": ("o", "RL, reward w * precision + (1 - w) * recall"),
+                "constrained": ("D", "RL, recall s.t. sampled precision >= threshold")}
+
+
+def write_results(results: list[dict], args, total_seconds: float) -> dict:
     front = pareto_front([(r["precision"], r["recall"]) for r in results])
     for r, on_front in zip(results, front):
         r["pareto"] = on_front
-    os.makedirs(os.path.dirname(args.doc_prefix) or ".", exist_ok=True)
-    with open(os.path.join(args.output_dir, "results.json"), "w") as f:
-        json.dump(results, f, indent=1)
+    record = {"command": "python benchmarks/pareto.py " + " ".join(sys.argv[1:]), "minutes": round(total_seconds / 60, 1),
+              "config": {k: v for k, v in vars(args).items() if k not in ("report_only",)}, "runs": results}
+    os.makedirs(os.path.dirname(args.results_path) or ".", exist_ok=True)
+    with open(args.results_path, "w") as f:
+        json.dump(record, f, indent=1)
+    return record
 
+
+def report(record: dict, doc_prefix: str) -> None:
+    """The Pareto plot (`<doc_prefix>.png`) and the table between the markers of `<doc_prefix>.md`."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    fig, ax = plt.subplots(figsize=(5.2, 4.2))
-    for r in results:
-        marker = {"warm start (CE)": "s", "constrained": "*"}.get(r["kind"], "o")
-        ax.scatter(r["recall"], r["precision"], marker=marker, s=90 if marker == "*" else 40,
-                   color="tab:red" if r["pareto"] else "tab:gray", zorder=3)
-        ax.annotate(r["label"], (r["recall"], r["precision"]), textcoords="offset points", xytext=(5, 4), fontsize=7)
-    front_points = sorted((r["recall"], r["precision"]) for r in results if r["pareto"])
-    ax.plot(*zip(*front_points), color="tab:red", alpha=0.4, lw=1)
-    ax.set_xlabel("dev entity recall (seqeval)")
-    ax.set_ylabel("dev entity precision (seqeval)")
-    ax.set_title(f"w * SpanPrecision + (1-w) * SpanRecall, MiniLM\n{args.train_sentences} train / "
-                 f"{args.dev_sentences} dev sentences, {args.rl_steps} RL steps each", fontsize=8)
+    runs, config = record["runs"], record["config"]
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    for r in runs:
+        marker = KIND_MARKERS[r["kind"]][0]
+        ax.scatter(100 * r["recall"], 100 * r["precision"], marker=marker, s=60, zorder=3,
+                   color="tab:red" if r["pareto"] else "tab:gray", edgecolor="black", linewidth=0.5)
+        ax.annotate(r["label"], (100 * r["recall"], 100 * r["precision"]), textcoords="offset points", xytext=(6, 4),
+                    fontsize=9)
+    front_points = sorted((100 * r["recall"], 100 * r["precision"]) for r in runs if r["pareto"])
+    ax.plot(*zip(*front_points), color="tab:red", alpha=0.5, lw=1)
+    handles = [Line2D([], [], marker=m, ls="", color="white", markeredgecolor="black", label=name)
+               for m, name in KIND_MARKERS.values()]
+    handles += [Line2D([], [], marker="o", ls="", color="tab:red", label="on the Pareto front"),
+                Line2D([], [], marker="o", ls="", color="tab:gray", label="inside the front")]
+    ax.legend(handles=handles, fontsize=8, loc="lower left")
+    ax.set_xlabel("dev entity recall (%, seqeval strict IOB2)", fontsize=10)
+    ax.set_ylabel("dev entity precision (%)", fontsize=10)
+    ax.set_title(f"Precision/recall trade-off from reward weights (MiniLM, CoNLL-2003)\n{config['train_sentences']} "
+                 f"train / {config['dev_sentences']} dev sentences, {config['rl_steps']} RL steps per run, one seed",
+                 fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(args.doc_prefix + ".png", dpi=120)
-
-    lines = ["| run | precision | recall | F1 | on Pareto front |", "|---|---|---|---|---|"]
-    for r in results:
+    fig.savefig(doc_prefix + ".png", dpi=130)
+    lines = [f"Produced by `{record['command'].strip()}` in {record['minutes']:.1f} min on 2 shared CPU cores; raw "
+             "scores in `docs/results/pareto/results.json`.", "",
+             f"![Pareto plot]({os.path.basename(doc_prefix)}.png)", "",
+             "*Dev entity precision against recall for each run (one seed, no error bars); red points are on the Pareto "
+             "front (no other run is at least as good on both), grey ones inside it.*", "",
+             "| run | precision | recall | F1 | on Pareto front |", "|---|---|---|---|---|"]
+    for r in runs:
         lines.append(f"| {r['label']} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | {'yes' if r['pareto'] else ''} |")
-    command = "python benchmarks/pareto.py " + " ".join(sys.argv[1:])
-    with open(args.doc_prefix + ".md", "w") as f:
-        f.write("# Precision/recall Pareto sweep (CoNLL-2003 subset)\n\n")
-        f.write(f"Produced by `{command.strip()}` in {total_seconds / 60:.1f} min on 2 shared CPU cores.\n")
-        f.write("See the module docstring of `benchmarks/pareto.py` for the protocol.\n\n")
-        f.write(f"![Pareto plot]({os.path.basename(args.doc_prefix)}.png)\n\n")
-        f.write("\n".join(lines) + "\n")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _common import write_between_markers
+
+    write_between_markers(doc_prefix + ".md", "\n".join(lines), TABLE_BEGIN, TABLE_END)
 
 
 def main(argv=None) -> list[dict]:
     args = parse_args(argv)
+    if args.report_only:
+        with open(args.results_path) as f:
+            record = json.load(f)
+        report(record, args.doc_prefix)
+        return record["runs"]
     start = time.time()
     set_seed(args.seed)
     data = load_conll2003(args.dataset_dir, max_train_samples=args.train_sentences, max_eval_samples=args.dev_sentences)
@@ -150,7 +182,7 @@ def main(argv=None) -> list[dict]:
             result["final_lambda"] = trainer.reward_combiner.multipliers["SpanPrecisionReward"]
         results.append(result)
         print(result, flush=True)
-    write_outputs(results, args, time.time() - start)
+    report(write_results(results, args, time.time() - start), args.doc_prefix)
     return results
 
 

@@ -82,12 +82,12 @@ def write_plot(curves: dict, path: str, title: str) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
     for name, curve in curves.items():
         for axis, part in zip(axes, ("old", "new")):
-            axis.plot(curve["examples_seen"], curve[f"{part}_f1"], marker="o", ms=3, label=name)
+            axis.plot(curve["examples_seen"], [100 * f for f in curve[f"{part}_f1"]], marker="o", ms=3, label=name)
     for axis, part in zip(axes, ("old data (no MISC)", "new data (MISC)")):
         axis.set_title(f"entity F1 on held-out {part}")
         axis.set_xlabel("new sentences streamed")
         axis.grid(alpha=0.3)
-    axes[0].set_ylabel("seqeval entity F1")
+    axes[0].set_ylabel("entity F1 (%, seqeval strict IOB2)")
     axes[1].legend()
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
