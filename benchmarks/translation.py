@@ -12,7 +12,8 @@ from it:
     chrf_rl    + 32 RL steps, same sizes: one sentence chrF per translation (`ChrFReward`, sacreBLEU), per-sequence
                leave-one-out baseline
 
-Both RL arms: KL 0.05 to the warmed-up model, lr 2e-4, temperature 0.7, a length penalty past 40 tokens (the YAML's).
+Both RL arms: KL 0.05 to the warmed-up model, lr 2e-4, temperature 0.7 (the YAML's length penalty past 40 tokens
+never fires: samples stop at 40 new tokens). `sft_ce` trains at the warm-up's learning rate, 5e-4.
 Scores: sacreBLEU corpus BLEU and chrF of greedy translations of the first 100 pairs of `val` (dev) and of
 `test_2016_flickr` (test). The token-level reward is a recall of reference character n-grams, close to chrF, so chrF
 is not an independent judge of it: BLEU (word n-gram precision with a brevity penalty) is the check, and the
@@ -28,6 +29,8 @@ The warm-ups live in .cache/translation/ (not committed; rebuilt when missing). 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -84,14 +87,45 @@ def record(arm: str, seed: int, cmd: list[str], output_dir: str, results: dict, 
         "scores": scores, "translations": results["predictions"][phase], "sft_losses": results["sft_losses"],
         "log_history": results["log_history"], "steps": results["steps"], "train_seconds": results["train_seconds"],
         "eval_pairs": results["eval_pairs"], "signatures": results["signatures"], "config": results["config"],
-        "wall_seconds": round(seconds, 1), "machine": f"{os.cpu_count()} CPU cores",
+        "sft_seconds": results.get("sft_seconds"), "wall_seconds": round(seconds, 1),
+        "machine": f"{os.cpu_count()} CPU cores, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '1')}",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
 
 
-def produce(arm: str, seed: int, cache: Path | None, extra_args=(), model: str | None = None) -> dict:
-    """Runs one arm in a scratch folder (removed after). `sft` warms up, scores, and saves the warm-up to the cache;
-    the other arms start from the cached warm-up (rebuilt first when missing)."""
+def weights_sha256(folder: Path) -> str:
+    """SHA-256 of a saved model's weight files: the warm-up an arm started from, checked against the `sft` run's."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(folder).glob("*.safetensors")):
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def warm_up_lock(seed: int, cache: Path | None):
+    """One builder of a seed's warm-up at a time (`<cache>/warm_seed<N>.building`, created exclusively); the others
+    wait. A killed builder leaves the file: delete it to go on."""
+    warm = warm_up_dir(seed, cache)
+    warm.parent.mkdir(parents=True, exist_ok=True)
+    lock = warm.parent / f"{warm.name}.building"
+    while True:
+        try:
+            os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            break
+        except FileExistsError:
+            print(f"waiting for {lock} (another worker builds the warm-up; delete the file if none does)", flush=True)
+            time.sleep(30)
+    try:
+        yield warm
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def produce(arm: str, seed: int, results_dir: Path, cache: Path | None, extra_args=(), model: str | None = None) -> dict:
+    """Runs one arm in a scratch folder (removed after). `sft` warms up, scores, and saves the warm-up to the cache
+    (call it holding [`warm_up_lock`]); the other arms start from the cached warm-up ([`ensure_warm_up`])."""
     warm = warm_up_dir(seed, cache)
     output_dir = tempfile.mkdtemp(prefix=f"translation_{arm}_seed{seed}_")
     try:
@@ -105,53 +139,43 @@ def produce(arm: str, seed: int, cache: Path | None, extra_args=(), model: str |
             shutil.rmtree(warm, ignore_errors=True)
             os.replace(partial, warm)
         else:
-            ensure_warm_up(seed, cache, extra_args, model)
+            ensure_warm_up(seed, results_dir, cache, extra_args, model)
             cmd = recipe_command(output_dir, seed, ["--model_name_or_path", str(warm), *ARMS[arm], "--eval_before_rl", "false"], extra_args)
             results, seconds = run_recipe(cmd)
-        return record(arm, seed, cmd, output_dir, results, seconds)
+        return {**record(arm, seed, cmd, output_dir, results, seconds), "warm_up_sha256": weights_sha256(warm)}
     finally:
         shutil.rmtree(output_dir, ignore_errors=True)
 
 
-def ensure_warm_up(seed: int, cache: Path | None, extra_args=(), model: str | None = None) -> None:
-    """The seed's warm-up in the cache: waits while another worker builds it, builds it when nobody does."""
+def ensure_warm_up(seed: int, results_dir: Path, cache: Path | None, extra_args=(), model: str | None = None) -> None:
+    """The seed's warm-up in the cache. Without an `sft` JSON, the `sft` run builds it (and keeps its record); with
+    one (a fresh clone: JSONs committed, cache not), it is rebuilt, and the arms record its hash, which the report
+    compares with the `sft` run's."""
     warm = warm_up_dir(seed, cache)
-    lock = warm.parent / f"{warm.name}.building"
-    while True:
-        if (warm / "config.json").exists():
-            return
-        warm.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
-            print(f"waiting for {warm} ({lock} exists; delete it if no worker builds it)", flush=True)
-            time.sleep(30)
+    while not (warm / "config.json").exists():
+        if not (Path(results_dir) / f"sft_seed{seed}.json").exists():
+            run("sft", seed, results_dir, cache, extra_args, model)  # skipped if another worker runs it
+            if not (warm / "config.json").exists():
+                time.sleep(30)
             continue
-        try:
-            produce("sft", seed, cache, extra_args, model)  # the record is not kept: the sft JSON, if any, stays as it is
-        finally:
-            lock.unlink(missing_ok=True)
+        with warm_up_lock(seed, cache):
+            if not (warm / "config.json").exists():
+                produce("sft", seed, results_dir, cache, extra_args, model)  # the record is not kept
 
 
 def run(arm: str, seed: int, results_dir: Path | None = None, cache: Path | None = None, extra_args=(),
         model: str | None = None) -> Path:
     """One run; `results_dir`, `cache`, `extra_args` (recipe flags, applied last) and `model` (the warm-up's starting
     model instead of the packaged SmolLM2) are for smoke tests."""
-    path = Path(results_dir or RESULTS) / f"{arm}_seed{seed}.json"
-    if arm == "sft":  # the warm-up run writes the cache: one builder at a time
-        def build():
-            warm = warm_up_dir(seed, cache)
-            lock = warm.parent / f"{warm.name}.building"
-            warm.parent.mkdir(parents=True, exist_ok=True)
-            os.close(os.open(lock, os.O_CREAT | os.O_WRONLY))
-            try:
-                return produce("sft", seed, cache, extra_args, model)
-            finally:
-                lock.unlink(missing_ok=True)
-        job = build
-    else:
-        def job():
-            return produce(arm, seed, cache, extra_args, model)
+    results_dir = Path(results_dir or RESULTS)
+    path = results_dir / f"{arm}_seed{seed}.json"
+
+    def job():
+        if arm != "sft":
+            return produce(arm, seed, results_dir, cache, extra_args, model)
+        with warm_up_lock(seed, cache):  # the warm-up run writes the cache
+            return produce("sft", seed, results_dir, cache, extra_args, model)
+
     if run_once(path, job, f"translation/{path.name}"):
         print(f"wrote {path}", flush=True)
     return path
@@ -188,6 +212,12 @@ def report(results_dir: Path | None = None) -> str:
                         [runs[arm][s]["scores"][split][m] - runs[base][s]["scores"][split][m] for s in common]))
             lines.append(f"| {arm} | {','.join(map(str, seeds))} | " + " | ".join(cells + diffs) + " |")
         lines.append("")
+    for seed, sft in sorted(runs.get("sft", {}).items()):  # every arm should start from the warm-up sft scored
+        for arm in [a for a in ARMS if a != "sft" and seed in runs.get(a, {})]:
+            theirs, ours = runs[arm][seed].get("warm_up_sha256"), sft.get("warm_up_sha256")
+            if theirs and ours and theirs != ours:
+                lines.append(f"Note: seed {seed}'s `{arm}` started from a rebuilt warm-up whose weights differ from the "
+                             "one `sft` scored.")
     return "\n".join(lines).rstrip()
 
 

@@ -33,7 +33,6 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import TrlParser
 
 from trl_tokenlevel import GenerationRLConfig, TokenLevelModelConfig, TokenLevelRLTrainer
@@ -41,7 +40,6 @@ from trl_tokenlevel.data import load_samsum_turns
 from trl_tokenlevel.generation.evaluate import greedy_completions
 from trl_tokenlevel.generation.reports import log_and_save
 from trl_tokenlevel.metrics.text import rouge_l, words
-from trl_tokenlevel.models import load_smollm2
 from trl_tokenlevel.rewards import (
     EntityFaithfulnessReward,
     LengthPenalty,
@@ -95,15 +93,6 @@ def load_examples(args: ScriptArguments, split: str, max_dialogues: int | None, 
     return data.select(range(min(limit, len(data))))
 
 
-def load_model(name: str | None):
-    if name is None:
-        return load_smollm2()
-    tokenizer = AutoTokenizer.from_pretrained(name)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return AutoModelForCausalLM.from_pretrained(name), tokenizer
-
-
 def evaluate(model, tokenizer, data, args: ScriptArguments, rl_args: GenerationRLConfig):
     start = time.time()
     replies = greedy_completions(model, tokenizer, list(data["prompt"]), args.eval_max_new_tokens, batch_size=16,
@@ -134,11 +123,12 @@ def main(args: ScriptArguments, rl_args: GenerationRLConfig, model_args: TokenLe
     test = load_examples(args, "test", args.max_eval_examples, args.max_eval_examples)  # >= 1 example per dialogue
     print(f"train: {len(train)} next turns (validation); eval: {len(test)} next turns (test)")
     torch.manual_seed(rl_args.seed)
-    model, tokenizer = load_model(model_args.model_name_or_path)
+    model, tokenizer = model_args.load_generation_model(use_cpu=rl_args.use_cpu)
     before, before_texts = evaluate(model, tokenizer, test, args, rl_args)
     print("before:", json.dumps(before))
 
-    peft_config = model_args.peft_config(model.config.model_type, "CAUSAL_LM")  # None without --use_peft
+    model, peft_config = model_args.prepare_peft(model, "CAUSAL_LM", head_module_names=(),  # None without --use_peft
+                                                 methods=("none", "lora", "bitfit", "ia3", "ln_tuning"))
     trainer = TokenLevelRLTrainer(
         model=model, reward_funcs=rewards_for(tokenizer, args), args=rl_args,
         train_dataset=train.select_columns(["prompt", "reference", "context"]), processing_class=tokenizer,
@@ -149,9 +139,6 @@ def main(args: ScriptArguments, rl_args: GenerationRLConfig, model_args: TokenLe
     train_seconds = time.time() - start
     after, after_texts = evaluate(trainer.model, tokenizer, test, args, rl_args)
     print("after:", json.dumps(after))
-    # predict_ scores (test turns) into trainer.log and *_results.json; model, card, training_args.json; --push_to_hub
-    log_and_save(trainer, {"test": after}, {"test": len(test)}, train_result.metrics,
-                 dataset_name=None if args.data_dir else "Samsung/samsum")
     config = {"script": vars(args), "model": vars(model_args), "training": rl_args.to_dict()}
     results = {
         "before": before, "after": after, "train_seconds": train_seconds, "train_examples": len(train),
@@ -164,6 +151,9 @@ def main(args: ScriptArguments, rl_args: GenerationRLConfig, model_args: TokenLe
     os.makedirs(os.path.dirname(results_path) or ".", exist_ok=True)
     with open(results_path, "w", encoding="utf-8") as handle:
         json.dump(results, handle, indent=1, ensure_ascii=False)
+    # after results.json: a failed save or upload keeps the scores
+    log_and_save(trainer, {"test": after}, {"test": len(test)}, {**train_result.metrics, "train_samples": len(train)},
+                 dataset_name=None if args.data_dir else "Samsung/samsum")
     print("| metric | before | after |\n|---|---|---|")
     for key in ("rougeL", "mean_words", "judged_hallucination_rate", "replies_with_unsupported"):
         print(f"| {key} | {before[key]:.2f} | {after[key]:.2f} |")

@@ -31,7 +31,7 @@ import datasets
 from transformers import AutoConfig, set_seed
 from trl import TrlParser
 
-from trl_tokenlevel import TokenClassificationRLConfig, TokenLevelRLTrainer
+from trl_tokenlevel import TokenClassificationRLConfig, TokenLevelModelConfig, TokenLevelRLTrainer
 from trl_tokenlevel.data import CONLL2003_LABELS, load_conll2003
 from trl_tokenlevel.data.feedback import (
     accepted_span_targets,
@@ -57,10 +57,6 @@ RL_METHODS = ("token_rl", "sentence_rl")
 @dataclass
 class FeedbackArguments:
     feedback_dir: str = field(default=None, metadata={"help": "A JSON Lines file or a folder of *.jsonl records."})
-    model_name_or_path: str = field(
-        default=DEFAULT_NER_BACKBONE,
-        metadata={"help": "The deployed tagger that produced the shown labellings (a folder or Hub id)."},
-    )
     label_list: list[str] | None = field(
         default=None, metadata={"help": "Label names; default: the model's id2label, else the CoNLL-2003 labels."}
     )
@@ -78,10 +74,10 @@ class FeedbackArguments:
     max_eval_samples: int | None = field(default=None, metadata={"help": "Score only the first N dev sentences."})
 
 
-def label_names(script_args: FeedbackArguments) -> list[str]:
+def label_names(script_args: FeedbackArguments, model_name_or_path: str) -> list[str]:
     if script_args.label_list:
         return list(script_args.label_list)
-    id2label = AutoConfig.from_pretrained(resolve_model_path(script_args.model_name_or_path)).id2label
+    id2label = AutoConfig.from_pretrained(resolve_model_path(model_name_or_path)).id2label
     names = [id2label[i] for i in range(len(id2label))] if id2label else []
     return names if names and not any(n.startswith("LABEL_") for n in names) else list(CONLL2003_LABELS)
 
@@ -104,14 +100,19 @@ def reward_for(script_args: FeedbackArguments):
                               o_weight=script_args.o_weight, missed_weight=script_args.missed_weight)
 
 
-def main(script_args: FeedbackArguments, training_args: TokenClassificationRLConfig) -> dict:
+def main(script_args: FeedbackArguments, training_args: TokenClassificationRLConfig,
+         model_args: TokenLevelModelConfig | None = None) -> dict:
+    """`model_args.model_name_or_path`: the deployed tagger that produced the shown labellings (a folder or Hub id;
+    default the packaged MiniLM); `--use_peft` / `--peft` train adapters on it instead of every weight."""
+    model_args = model_args or TokenLevelModelConfig()
+    model_name = model_args.model_name_or_path or DEFAULT_NER_BACKBONE
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     method = script_args.method
     if method not in (*CE_TARGETS, *RL_METHODS):
         raise ValueError(f"method={method!r}: choose one of {[*CE_TARGETS, *RL_METHODS]}.")
     if not script_args.feedback_dir:
         raise ValueError("--feedback_dir is required: a JSON Lines file or a folder of *.jsonl feedback records.")
-    labels = label_names(script_args)
+    labels = label_names(script_args, model_name)
     records = read_feedback_records(script_args.feedback_dir, labels)  # every record checked before any loading
     judged = [entry for record in records for entry in record["feedback"]]
     logger.info(f"{len(records)} records, {len(judged)} bits ({sum(e['accepted'] for e in judged)} accepted)")
@@ -120,10 +121,13 @@ def main(script_args: FeedbackArguments, training_args: TokenClassificationRLCon
     logger.info(f"method {method}: {coefficients}")
     training_args = dataclasses.replace(training_args, **coefficients)
     set_seed(training_args.seed)
-    model, tokenizer = load_token_classification_model(script_args.model_name_or_path, labels)
+    model, tokenizer = load_token_classification_model(model_name, labels, **model_args.from_pretrained_kwargs(
+        use_cpu=training_args.use_cpu))
+    model, peft_config = model_args.prepare_peft(model, task_type="TOKEN_CLS")
     trainer = TokenLevelRLTrainer(
         model=model, reward_funcs=[reward_for(script_args)] if method in RL_METHODS else None, args=training_args,
         train_dataset=training_data(method, records, labels), processing_class=tokenizer, label_list=labels,
+        peft_config=peft_config,
     )
     train_result = trainer.train()
     report = {"method": method, "records": len(records), "feedback_bits": len(judged),
@@ -136,11 +140,11 @@ def main(script_args: FeedbackArguments, training_args: TokenClassificationRLCon
     if trainer.is_world_process_zero():
         with open(f"{training_args.output_dir}/feedback_report.json", "w") as handle:
             json.dump(report, handle, indent=1)
-        write_resolved_config(training_args.output_dir, training_args, script_args)
+        write_resolved_config(training_args.output_dir, training_args, script_args, model_args)
     print(json.dumps(report, indent=1))
     return report
 
 
 if __name__ == "__main__":
-    parser = TrlParser((FeedbackArguments, TokenClassificationRLConfig))
+    parser = TrlParser((FeedbackArguments, TokenClassificationRLConfig, TokenLevelModelConfig))
     main(*parser.parse_args_and_config())

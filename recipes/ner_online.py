@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from transformers import set_seed
 from trl import TrlParser
 
-from trl_tokenlevel import TokenLevelRLConfig, TokenLevelRLTrainer
+from trl_tokenlevel import TokenLevelModelConfig, TokenLevelRLConfig, TokenLevelRLTrainer
 from trl_tokenlevel.data import load_conll2003
 from trl_tokenlevel.models import DEFAULT_NER_BACKBONE, load_token_classification_model
 from trl_tokenlevel.rewards import EntitySpanReward, TokenAccuracyReward
@@ -38,7 +38,6 @@ logger = logging.getLogger("ner_online")
 class OnlineScriptArguments:
     dataset_dir: str | None = field(default=None, metadata={"help": "Local CoNLL folder. Default: ../shared/data/conll2003."})
     dataset_name: str | None = field(default=None, metadata={"help": "Hub dataset, e.g. eriktks/conll2003."})
-    model_name_or_path: str = field(default=DEFAULT_NER_BACKBONE, metadata={"help": "Token-classification backbone."})
     split: str = field(default="misc", metadata={"help": "'misc': old = no MISC entity, new = has one. 'halves': first/second half."})
     max_old_train: int = field(default=1000, metadata={"help": "Old training sentences for the deployed model (subset for CPU)."})
     max_stream: int = field(default=480, metadata={"help": "New sentences streamed."})
@@ -107,7 +106,13 @@ def write_table(curves: dict, path: str) -> str:
     return text
 
 
-def main(script_args: OnlineScriptArguments, args: TokenLevelRLConfig) -> dict:
+def main(script_args: OnlineScriptArguments, args: TokenLevelRLConfig, model_args: TokenLevelModelConfig | None = None) -> dict:
+    """`model_args.model_name_or_path`: the token-classification backbone (default: the packaged MiniLM, full
+    fine-tuning)."""
+    model_args = model_args or TokenLevelModelConfig()
+    if model_args.use_peft:
+        raise ValueError("ner_online fine-tunes every weight (each run restarts from the deployed weights); adapters are not "
+                         "wired into it: drop --use_peft / --peft.")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     set_seed(args.seed)
     data = load_conll2003(script_args.dataset_dir, script_args.dataset_name)
@@ -118,7 +123,8 @@ def main(script_args: OnlineScriptArguments, args: TokenLevelRLConfig) -> dict:
     eval_sets = {"old": first(old_dev, script_args.max_eval), "new": first(new_dev, script_args.max_eval)}
     logger.info(f"old train {len(old_train)}, stream {len(stream)}, old dev {len(eval_sets['old'])}, new dev {len(eval_sets['new'])}")
 
-    model, tokenizer = load_token_classification_model(script_args.model_name_or_path, label_list)
+    model, tokenizer = load_token_classification_model(model_args.model_name_or_path or DEFAULT_NER_BACKBONE, label_list,
+                                                       **model_args.from_pretrained_kwargs(use_cpu=args.use_cpu))
     rewards = [EntitySpanReward(), TokenAccuracyReward()]
     deploy = TokenLevelRLTrainer(model, rewards, args=dataclasses.replace(args, output_dir=f"{args.output_dir}/deploy"),
                                  train_dataset=old_train, processing_class=tokenizer, label_list=label_list)
@@ -150,5 +156,5 @@ def main(script_args: OnlineScriptArguments, args: TokenLevelRLConfig) -> dict:
 
 
 if __name__ == "__main__":
-    parser = TrlParser((OnlineScriptArguments, TokenLevelRLConfig))
+    parser = TrlParser((OnlineScriptArguments, TokenLevelRLConfig, TokenLevelModelConfig))
     main(*parser.parse_args_and_config())

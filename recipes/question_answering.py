@@ -66,7 +66,7 @@ def build_model(model_args: TokenLevelModelConfig, training_args: QuestionAnswer
     # a k-bit backbone keeps the head in fp32 so PEFT can train it
     kwargs = model_args.from_pretrained_kwargs(skip_modules=["qa_outputs"], use_cpu=training_args.use_cpu)
     model = AutoModelForQuestionAnswering.from_pretrained(path, **kwargs)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path, revision=model_args.model_revision)
     # task_type None + the head in modules_to_save: PEFT's QUESTION_ANS model drops token_type_ids (PEFT 0.21)
     model, peft_config = model_args.prepare_peft(model, task_type=None, head_module_names=("qa_outputs",))
     if peft_config is not None:

@@ -88,7 +88,8 @@ def build_model(model_args: TokenLevelModelConfig, labels: list[str], training_a
         num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)},
         **model_args.from_pretrained_kwargs(use_cpu=training_args.use_cpu),
     )
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model_args.model_name_or_path or DEFAULT_NER_BACKBONE))
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model_args.model_name_or_path or DEFAULT_NER_BACKBONE),
+                                              revision=model_args.model_revision)
     add_entity_marker_tokens(tokenizer, model)
     model, peft_config = model_args.prepare_peft(model, task_type="SEQ_CLS")
     if model_args.peft == "lora":

@@ -29,15 +29,12 @@ from dataclasses import dataclass, field
 
 import datasets
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import TrlParser
 
 from trl_tokenlevel import GenerationRLConfig, TokenLevelModelConfig, TokenLevelRLTrainer
-from trl_tokenlevel.models.packaged import load_smollm2
 from trl_tokenlevel.generation.evaluate import greedy_completions, summary_metrics
 from trl_tokenlevel.data.shared import find_shared_data_dir
 from trl_tokenlevel.generation.reports import log_and_save
-from trl_tokenlevel.models import load_pretrained
 from trl_tokenlevel.rewards import EntityFaithfulnessReward, RougeLReward
 from trl_tokenlevel.run_identity import resume_argument
 
@@ -119,16 +116,13 @@ def main(script_args: ScriptArguments, args: GenerationRLConfig, model_args: Tok
     print(f"train: {len(train)} dialogues from {train_split}; eval: first {len(test)} short test dialogues")
 
     torch.manual_seed(args.seed)
-    if model_args.model_name_or_path is None:
-        model, tokenizer = load_smollm2()
-    else:
-        model = load_pretrained(AutoModelForCausalLM, model_args.model_name_or_path, args, **model_args.from_pretrained_kwargs())
-        tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
+    model, tokenizer = model_args.load_generation_model(use_cpu=args.use_cpu)  # default: the packaged SmolLM2
     before, before_texts = evaluate(model, tokenizer, test, script_args, args)
     print("before:", json.dumps(before))
 
     rewards = [RougeLReward(reference_column="reference"), EntityFaithfulnessReward(tokenizer, source_column="context")]
-    peft_config = model_args.peft_config(model.config.model_type, "CAUSAL_LM")  # None without --use_peft
+    model, peft_config = model_args.prepare_peft(model, "CAUSAL_LM", head_module_names=(),  # None without --use_peft
+                                                 methods=("none", "lora", "bitfit", "ia3", "ln_tuning"))
     trainer = TokenLevelRLTrainer(
         model=model, reward_funcs=rewards, args=args, train_dataset=train, processing_class=tokenizer,
         peft_config=peft_config,
@@ -138,8 +132,6 @@ def main(script_args: ScriptArguments, args: GenerationRLConfig, model_args: Tok
     train_seconds = time.time() - start
     after, after_texts = evaluate(trainer.model, tokenizer, test, script_args, args)
     print("after:", json.dumps(after))
-    # predict_ scores into trainer.log (trackers) and *_results.json; model, card, training_args.json; --push_to_hub
-    log_and_save(trainer, {"test": after}, {"test": len(test)}, train_result.metrics, dataset_name="Samsung/samsum")
 
     config = {"script": vars(script_args), "model": vars(model_args), "training": args.to_dict()}
     results = {
@@ -151,6 +143,9 @@ def main(script_args: ScriptArguments, args: GenerationRLConfig, model_args: Tok
     os.makedirs(os.path.dirname(results_path) or ".", exist_ok=True)
     with open(results_path, "w", encoding="utf-8") as handle:
         json.dump(results, handle, indent=1, ensure_ascii=False)
+    # after results.json: a failed save or upload keeps the scores
+    log_and_save(trainer, {"test": after}, {"test": len(test)}, {**train_result.metrics, "train_samples": len(train)},
+                 dataset_name="Samsung/samsum")
     rows = [("ROUGE-1", "rouge1"), ("ROUGE-2", "rouge2"), ("ROUGE-L", "rougeL"),
             ("hallucinated-entity rate (%)", "hallucinated_entity_rate"), ("entities in summaries", "entities"),
             ("mean summary words", "mean_words")]

@@ -93,7 +93,8 @@ def main(script_args: ScriptArguments, training_args: SequenceClassificationRLCo
         num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)},
         **model_args.from_pretrained_kwargs(use_cpu=training_args.use_cpu),
     )
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model_args.model_name_or_path or DEFAULT_NER_BACKBONE))
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model_args.model_name_or_path or DEFAULT_NER_BACKBONE),
+                                              revision=model_args.model_revision)
     model, peft_config = model_args.prepare_peft(model, task_type="SEQ_CLS")
     trainer = TokenLevelRLTrainer(
         model=model, reward_funcs=reward_funcs, args=training_args, train_dataset=dataset["train"],

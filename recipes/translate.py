@@ -25,6 +25,8 @@ recipes write them: `eval_results.json` (val) and `predict_results.json` (test) 
 `all_results.json`, `trainer_state.json`, the model (merged LoRA at the top with `merge_adapters`, the adapter in
 `adapter/`), a model card and `training_args.json`; `results.json` has the scores before and after RL and every
 greedy translation. With `--skip_rl` the warmed-up model is saved as a plain folder (no trainer, no card).
+`--resume_from_checkpoint` resumes the RL phase; the warm-up before it runs again (seeded, so the same), unless the
+run starts from a saved warm-up (`--model_name_or_path DIR --sft_max_steps 0`).
 """
 
 from __future__ import annotations
@@ -38,7 +40,6 @@ import datasets
 import torch
 from peft import get_peft_model
 from transformers import (
-    AutoTokenizer,
     DataCollatorForSeq2Seq,
     Trainer,
     TrainingArguments,
@@ -52,7 +53,6 @@ from trl_tokenlevel.generation.reports import log_and_save
 from trl_tokenlevel.generation.rollout import render_prompts
 from trl_tokenlevel.hub import merge_adapters
 from trl_tokenlevel.metrics import generation_scores, metric_signatures
-from trl_tokenlevel.models import auto_class_for, load_smollm2
 from trl_tokenlevel.rewards import CharNgramOverlapReward, ChrFReward, LengthPenalty
 from trl_tokenlevel.run_identity import resume_argument
 
@@ -91,17 +91,6 @@ class ScriptArguments:
     results_path: str | None = field(default=None, metadata={"help": "Report JSON. Default: OUTPUT_DIR/results.json."})
 
 
-def load_model(name: str | None):
-    """`(model, tokenizer)`: the packaged SmolLM2 for `None`, else the auto class of the model's kind."""
-    if name is None:
-        return load_smollm2()
-    tokenizer = AutoTokenizer.from_pretrained(name)
-    model = auto_class_for(name).from_pretrained(name)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
-
-
 def build_rows(split: datasets.Dataset, tokenizer, encoder_decoder: bool, args: ScriptArguments) -> datasets.Dataset:
     """`prompt` (chat messages for a causal LM with a chat template, else text) and `target` (the reference)."""
     chat = not encoder_decoder and getattr(tokenizer, "chat_template", None) is not None
@@ -110,9 +99,14 @@ def build_rows(split: datasets.Dataset, tokenizer, encoder_decoder: bool, args: 
     return datasets.Dataset.from_dict({"prompt": prompts, "target": list(split["target"])})
 
 
-def lora_config(model, encoder_decoder: bool, model_args: TokenLevelModelConfig):
-    """The PEFT config of `--use_peft` / `--peft` for this model (targets: PEFT's table unless given), or `None`."""
-    return model_args.peft_config(model.config.model_type, "SEQ_2_SEQ_LM" if encoder_decoder else "CAUSAL_LM")
+GENERATION_PEFT_METHODS = ("none", "lora", "bitfit", "ia3", "ln_tuning")
+"""Prompt tuning is left out: the warm-up merges its adapter into the weights, which prompt tuning has none of."""
+
+
+def peft_for(model, encoder_decoder: bool, model_args: TokenLevelModelConfig):
+    """`(model, peft_config)` of `--use_peft` / `--peft` for this model (LoRA targets: PEFT's table unless given)."""
+    return model_args.prepare_peft(model, "SEQ_2_SEQ_LM" if encoder_decoder else "CAUSAL_LM", head_module_names=(),
+                                   methods=GENERATION_PEFT_METHODS)
 
 
 def supervised_features(rows: datasets.Dataset, tokenizer, encoder_decoder: bool, max_length: int) -> datasets.Dataset:
@@ -175,19 +169,28 @@ def rewards_for(tokenizer, args: ScriptArguments) -> list:
     return rewards
 
 
+def write_results(results: dict, path: str) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(results, handle, indent=1, ensure_ascii=False)
+
+
 def main(args: ScriptArguments, rl_args: GenerationRLConfig, model_args: TokenLevelModelConfig) -> dict:
     results_path = args.results_path or os.path.join(rl_args.output_dir, "results.json")
+    unknown = sorted(set(args.eval_splits) - {"validation", "test"})
+    if unknown or not args.eval_splits:
+        raise ValueError(f"--eval_splits {args.eval_splits}: choose 'validation' (val, the dev set) and/or 'test'.")
     data = load_multi30k(args.data_dir, source_lang=args.source_lang, target_lang=args.target_lang,
                          max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples)
     torch.manual_seed(rl_args.seed)
-    model, tokenizer = load_model(model_args.model_name_or_path)
+    model, tokenizer = model_args.load_generation_model(use_cpu=rl_args.use_cpu)
     encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
     train = build_rows(data["train"], tokenizer, encoder_decoder, args)
     splits = {split: build_rows(data[split], tokenizer, encoder_decoder, args) for split in args.eval_splits}
     sizes = ", ".join(f"first {len(rows)} of {split}" for split, rows in splits.items())
     print(f"train: {len(train)} pairs; eval: {sizes}; encoder-decoder: {encoder_decoder}")
 
-    peft_config = lora_config(model, encoder_decoder, model_args) if args.sft_max_steps > 0 else None
+    model, peft_config = peft_for(model, encoder_decoder, model_args) if args.sft_max_steps > 0 else (model, None)
     start = time.time()
     model, sft_losses = warm_up(
         get_peft_model(model, peft_config) if peft_config else model, tokenizer, train, encoder_decoder, args, rl_args
@@ -199,22 +202,20 @@ def main(args: ScriptArguments, rl_args: GenerationRLConfig, model_args: TokenLe
         print(f"saved the warmed-up model to {args.warm_up_output_dir}")
     sft, sft_texts = evaluate(model, tokenizer, splits, args, rl_args) if args.eval_before_rl or args.skip_rl else ({}, {})
 
-    rl, rl_texts, steps, train_seconds, log_history = {}, {}, 0, 0.0, []
+    rl, rl_texts, steps, train_seconds, log_history, trainer, train_result = {}, {}, 0, 0.0, [], None, None
     if args.skip_rl:  # the supervised baseline: a plain folder
         model.save_pretrained(rl_args.output_dir)
         tokenizer.save_pretrained(rl_args.output_dir)
     else:
+        model, rl_peft_config = peft_for(model, encoder_decoder, model_args)
         trainer = TokenLevelRLTrainer(  # fresh LoRA on the warmed-up weights: they are the KL reference
             model=model, reward_funcs=rewards_for(tokenizer, args), args=rl_args, train_dataset=train,
-            processing_class=tokenizer, peft_config=lora_config(model, encoder_decoder, model_args),
+            processing_class=tokenizer, peft_config=rl_peft_config,
         )
         start = time.time()
         train_result = trainer.train(resume_from_checkpoint=resume_argument(rl_args.resume_from_checkpoint))
         train_seconds, steps, log_history = time.time() - start, trainer.state.global_step, trainer.state.log_history
         rl, rl_texts = evaluate(trainer.model, tokenizer, splits, args, rl_args)
-        # eval_/predict_ scores into trainer.log and *_results.json; model, card, training_args.json; --push_to_hub
-        log_and_save(trainer, rl, {split: len(rows) for split, rows in splits.items()}, train_result.metrics,
-                     dataset_name=None if args.data_dir else "bentrevett/multi30k")
     config = {"script": vars(args), "model": vars(model_args), "training": rl_args.to_dict()}
     results = {
         "sft": sft, "rl": rl, "sft_losses": sft_losses, "sft_seconds": sft_seconds, "signatures": metric_signatures(),
@@ -223,9 +224,12 @@ def main(args: ScriptArguments, rl_args: GenerationRLConfig, model_args: TokenLe
         "config": json.loads(json.dumps(config, default=str)),
         "predictions": {phase: texts for phase, texts in (("sft", sft_texts), ("rl", rl_texts)) if texts},
     }
-    os.makedirs(os.path.dirname(results_path) or ".", exist_ok=True)
-    with open(results_path, "w", encoding="utf-8") as handle:
-        json.dump(results, handle, indent=1, ensure_ascii=False)
+    write_results(results, results_path)  # first: a failed save or upload below keeps the scores
+    if trainer is not None:
+        # eval_/predict_ scores into trainer.log and *_results.json; model, card, training_args.json; --push_to_hub
+        log_and_save(trainer, rl, {split: len(rows) for split, rows in splits.items()},
+                     {**train_result.metrics, "train_samples": len(train)},
+                     dataset_name=None if args.data_dir else "bentrevett/multi30k")
     phases = [(name, scores) for name, scores in (("warm-up", sft), ("+ RL", rl)) if scores]
     for split in splits:
         print(f"\n{split}\n| metric | " + " | ".join(name for name, _ in phases) + " |\n|---|" + "---|" * len(phases))

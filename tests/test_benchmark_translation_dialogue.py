@@ -37,6 +37,7 @@ def test_every_arm_starts_from_the_seed_s_saved_warm_up_and_a_lost_cache_is_rebu
     warm = bench.warm_up_dir(1, cache)
     assert (warm / "config.json").is_file() and not list(cache.glob("*.building"))
     assert sft["steps"] == 0 and len(sft["sft_losses"]) == 40  # the warm-up's 40 steps, no RL
+    assert sft["warm_up_sha256"] == bench.weights_sha256(warm) and sft["sft_seconds"] > 0
     assert set(sft["scores"]) == {"validation", "test"} and len(sft["translations"]["test"]) == 3
 
     runs = {arm: json.loads(bench.run(arm, 1, results, cache, TINY, str(model)).read_text())
@@ -56,7 +57,10 @@ def test_every_arm_starts_from_the_seed_s_saved_warm_up_and_a_lost_cache_is_rebu
     (results / "token_rl_seed1.json").unlink()
     bench.run("token_rl", 1, results, cache, TINY, str(model))
     assert (warm / "config.json").is_file() and (results / "sft_seed1.json").read_text() == sft_text
-    assert (results / "token_rl_seed1.json").is_file()
+    rebuilt = json.loads((results / "token_rl_seed1.json").read_text())
+    # seeded on one thread, the rebuilt warm-up is the one sft scored: the report sees the same weights
+    assert rebuilt["warm_up_sha256"] == sft["warm_up_sha256"] == runs["chrf_rl"]["warm_up_sha256"]
+    assert "rebuilt warm-up" not in bench.report(results)
 
 
 def fake(arm, seed, dev_bleu, test_bleu, test_chrf):
@@ -91,6 +95,12 @@ def test_finished_or_running_runs_are_skipped(tmp_path, monkeypatch):
     (tmp_path / "token_seed2.json").write_text("{}")
     dialogue_bench.run("token", 2, tmp_path)
     assert calls == []
+
+
+def test_report_notes_an_arm_that_started_from_a_different_warm_up(tmp_path):
+    for arm, digest in (("sft", "aaa"), ("token_rl", "bbb")):
+        (tmp_path / f"{arm}_seed1.json").write_text(json.dumps({**fake(arm, 1, 5.0, 6.0, 30.0), "warm_up_sha256": digest}))
+    assert "seed 1's `token_rl` started from a rebuilt warm-up" in bench.report(tmp_path)
 
 
 def test_dialogue_arms_run_the_recipe_with_the_same_budget_and_differ_only_in_the_overlap_reward():

@@ -56,13 +56,38 @@ def test_peft_configs_follow_the_model_config():
     assert TokenLevelModelConfig().peft_config("bert", task_type="TOKEN_CLS") is None
 
 
+def test_all_linear_reaches_peft_as_peft_reads_it():
+    lora = TokenLevelModelConfig(use_peft=True, lora_target_modules=["all-linear"]).peft_config("llama", "CAUSAL_LM")
+    assert lora.target_modules == "all-linear"  # not {'a', 'l', 'l', '-', ...}
+
+
+def test_generation_loading_refuses_flags_the_packaged_gguf_cannot_take_and_methods_a_recipe_cannot_use():
+    with pytest.raises(ValueError, match="--load_in_4bit cannot apply to the packaged SmolLM2.*--model_name_or_path"):
+        TokenLevelModelConfig(load_in_4bit=True).load_generation_model()
+    with pytest.raises(ValueError, match="--peft prompt_tuning is not supported here"):
+        TokenLevelModelConfig(peft="prompt_tuning").prepare_peft(None, "CAUSAL_LM", methods=("none", "lora"))
+    with pytest.raises(ValueError, match="lora_target_parameters is not supported"):
+        TokenLevelModelConfig(lora_target_parameters=["experts"])
+
+
+def test_4bit_compute_dtype_and_nested_quantization_follow_the_model_config():
+    pytest.importorskip("bitsandbytes")
+    from trl_tokenlevel.models.quantization import quantization_config
+
+    config = quantization_config(load_in_4bit=True, compute_dtype=TokenLevelModelConfig(dtype="bfloat16").torch_dtype(),
+                                 double_quant=TokenLevelModelConfig(use_bnb_nested_quant=False).use_bnb_nested_quant)
+    assert str(config.bnb_4bit_compute_dtype) == "torch.bfloat16" and not config.bnb_4bit_use_double_quant
+    assert TokenLevelModelConfig().use_bnb_nested_quant  # QLoRA's double quantization by default (TRL: off)
+
+
 def test_from_pretrained_kwargs():
     kwargs = TokenLevelModelConfig(model_revision="v2", attn_implementation="eager", dtype="float32").from_pretrained_kwargs()
     assert kwargs == {"revision": "v2", "dtype": "float32", "attn_implementation": "eager"}
 
 
-@pytest.mark.parametrize("recipe", ["ner_lora", "text_classification", "relation_extraction", "question_answering"])
-def test_each_encoder_recipe_takes_trls_model_flags(recipe):
+@pytest.mark.parametrize("recipe", ["ner_lora", "ner_online", "ner_feedback", "text_classification", "relation_extraction",
+                                    "question_answering", "translate", "dialogue", "summarize_lora"])
+def test_each_recipe_takes_trls_model_flags(recipe):
     """`--help` of the recipe (parsing only): TRL's ModelConfig flags are there once, beside our `--peft`."""
     root = Path(__file__).resolve().parents[1]
     result = subprocess.run([sys.executable, f"recipes/{recipe}.py", "--help"], cwd=root, capture_output=True, text=True,

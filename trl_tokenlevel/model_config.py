@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from trl import ModelConfig
 
 from .models.peft_presets import HEAD_MODULE_NAMES, PEFT_METHODS, apply_bitfit, get_peft_config
@@ -48,6 +49,11 @@ class TokenLevelModelConfig(ModelConfig):
         },
     )
     num_virtual_tokens: int = field(default=10, metadata={"help": "Prompt-tuning length (--peft prompt_tuning)."})
+    use_bnb_nested_quant: bool = field(
+        default=True,
+        metadata={"help": "4-bit: quantize the quantization constants too (QLoRA's double quantization). TRL's "
+                          "default is False; ours keeps QLoRA's."},
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -59,6 +65,10 @@ class TokenLevelModelConfig(ModelConfig):
         # ModelConfig turns a one-element list into its string; PEFT would then match it against whole module paths
         if isinstance(self.lora_target_modules, str) and self.lora_target_modules != "all-linear":
             self.lora_target_modules = [self.lora_target_modules]
+        unread = {"lora_target_parameters": self.lora_target_parameters, "bnb_4bit_quant_storage": self.bnb_4bit_quant_storage}
+        for name, value in unread.items():
+            if value is not None:
+                raise ValueError(f"--{name} is not supported by this library's model preparation: drop it.")
 
     def from_pretrained_kwargs(self, skip_modules: list[str] | None = None, use_cpu: bool = False) -> dict[str, Any]:
         """Keyword arguments for `from_pretrained`: `revision`, `dtype`, `attn_implementation` when set, and a
@@ -71,11 +81,16 @@ class TokenLevelModelConfig(ModelConfig):
             check_quantization_support(self.load_in_8bit, self.load_in_4bit, use_cpu=use_cpu)
             extra = {"skip_modules": skip_modules} if skip_modules is not None else {}
             kwargs["quantization_config"] = quantization_config(
-                self.load_in_8bit, self.load_in_4bit, bnb_4bit_quant_type=self.bnb_4bit_quant_type, **extra
+                self.load_in_8bit, self.load_in_4bit, bnb_4bit_quant_type=self.bnb_4bit_quant_type,
+                compute_dtype=self.torch_dtype(), double_quant=self.use_bnb_nested_quant, **extra,
             )
             if kbit_device_map(use_cpu) is not None:  # CUDA: each process loads its own k-bit copy on its own GPU
                 kwargs["device_map"] = kbit_device_map(use_cpu)
         return kwargs
+
+    def torch_dtype(self) -> torch.dtype:
+        """`dtype` as a `torch.dtype` (`float32` for unset or `auto`): the 4-bit compute dtype, as in TRL."""
+        return torch.float32 if self.dtype in (None, "auto") else getattr(torch, self.dtype)
 
     def quantization_kwargs(self) -> dict[str, bool]:
         """`{"load_in_8bit": ..., "load_in_4bit": ...}` for the loaders that take the two flags."""
@@ -95,9 +110,36 @@ class TokenLevelModelConfig(ModelConfig):
             config.modules_to_save = sorted(set(config.modules_to_save or []) | set(self.lora_modules_to_save))
         return config
 
-    def prepare_peft(self, model, task_type: str | None, head_module_names=HEAD_MODULE_NAMES):
+    def load_generation_model(self, use_cpu: bool = False):
+        """`(model, tokenizer)` for the generation recipes: the packaged SmolLM2-135M-Instruct when no
+        `model_name_or_path` is given (a GGUF file dequantized on load: only `dtype` applies, the other loading flags
+        are refused), else the causal or encoder-decoder LM by name with [`from_pretrained_kwargs`]. A tokenizer
+        without a pad token pads with EOS."""
+        from transformers import AutoTokenizer
+
+        from .models import auto_class_for, load_pretrained, load_smollm2, resolve_model_path
+
+        if self.model_name_or_path is None:
+            unsupported = [flag for flag, on in (("--load_in_8bit", self.load_in_8bit), ("--load_in_4bit", self.load_in_4bit),
+                                                 ("--attn_implementation", self.attn_implementation is not None),
+                                                 ("--model_revision", self.model_revision not in (None, "main"))) if on]
+            if unsupported:
+                raise ValueError(f"{', '.join(unsupported)} cannot apply to the packaged SmolLM2 (a GGUF file read from "
+                                 "disk): pass --model_name_or_path with a Hub id or folder.")
+            return load_smollm2(dtype=self.torch_dtype())
+        path = resolve_model_path(self.model_name_or_path)
+        model = load_pretrained(auto_class_for(path), self.model_name_or_path, None, **self.from_pretrained_kwargs(use_cpu=use_cpu))
+        tokenizer = AutoTokenizer.from_pretrained(path, revision=self.model_revision)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return model, tokenizer
+
+    def prepare_peft(self, model, task_type: str | None, head_module_names=HEAD_MODULE_NAMES, methods=PEFT_METHODS):
         """`(model, peft_config)` for the trainer: BitFit is applied in place (`peft_config` `None`), `none` passes
-        the model through, every other method returns its [`peft_config`] for the trainer to wrap the model with."""
+        the model through, every other method returns its [`peft_config`] for the trainer to wrap the model with.
+        `methods`: the ones the caller supports (others are refused by name)."""
+        if self.peft not in methods:
+            raise ValueError(f"--peft {self.peft} is not supported here: choose one of {list(methods)}.")
         if self.peft == "bitfit":
             return apply_bitfit(model, head_module_names=head_module_names), None
         return model, self.peft_config(model.config.model_type, task_type)

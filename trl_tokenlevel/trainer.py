@@ -243,7 +243,7 @@ class TokenLevelRLTrainer(HubExportMixin, Trainer):
         entry[1] += float(count)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        is_train_log = not any(k.startswith("eval_") or k.startswith("test_") for k in logs)
+        is_train_log = not any(k.startswith(("eval_", "test_", "predict_")) for k in logs)
         if is_train_log and self._metrics["train"]:
             keys = sorted(self._metrics["train"])
             totals = torch.tensor([self._metrics["train"][k] for k in keys], device=self.args.device)

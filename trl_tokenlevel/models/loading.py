@@ -106,4 +106,4 @@ def load_token_classification_model(name_or_path: str | None, label_list: Sequen
         label2id={name: i for i, name in enumerate(label_list)}, **kwargs,
     )
     record_hub_id(model, path)
-    return model, AutoTokenizer.from_pretrained(path)
+    return model, AutoTokenizer.from_pretrained(path, revision=kwargs.get("revision"))

@@ -124,7 +124,10 @@ def get_peft_config(
     if method in ("none", "bitfit"):
         return None
     if method == "lora":
-        targets = list(lora_target_modules) if lora_target_modules else default_target_modules(model_type)
+        if isinstance(lora_target_modules, str):  # PEFT's "all-linear" (or a regex over whole module paths)
+            targets = lora_target_modules
+        else:
+            targets = list(lora_target_modules) if lora_target_modules else default_target_modules(model_type)
         return LoraConfig(
             task_type=task_type, r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, target_modules=targets
         )

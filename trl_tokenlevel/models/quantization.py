@@ -62,6 +62,7 @@ def quantization_config(
     skip_modules: Sequence[str] = HEAD_MODULES,
     bnb_4bit_quant_type: str = "nf4",
     compute_dtype: torch.dtype = torch.float32,
+    double_quant: bool = True,
 ):
     """Builds the `BitsAndBytesConfig` for `from_pretrained(..., quantization_config=...)`, or `None` for full precision.
 
@@ -73,6 +74,7 @@ def quantization_config(
         bnb_4bit_quant_type (`str`, defaults to `"nf4"`): `"nf4"` (QLoRA's choice) or `"fp4"`.
         compute_dtype (`torch.dtype`, defaults to `torch.float32`): dtype of 4-bit matmuls; `torch.bfloat16` is
             faster on recent GPUs.
+        double_quant (`bool`, defaults to `True`): 4-bit only: quantize the quantization constants too (QLoRA).
 
     Returns:
         `transformers.BitsAndBytesConfig` or `None`.
@@ -86,7 +88,7 @@ def quantization_config(
     if load_in_8bit:
         return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=list(skip_modules))
     return BitsAndBytesConfig(
-        load_in_4bit=True, bnb_4bit_quant_type=bnb_4bit_quant_type, bnb_4bit_use_double_quant=True,
+        load_in_4bit=True, bnb_4bit_quant_type=bnb_4bit_quant_type, bnb_4bit_use_double_quant=double_quant,
         bnb_4bit_compute_dtype=compute_dtype, llm_int8_skip_modules=list(skip_modules),
     )
 
