@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import dialogue as dialogue_bench  # noqa: E402
+import samsum_dialogue as dialogue_bench  # noqa: E402
 import translation as bench  # noqa: E402
 
 

@@ -9,8 +9,8 @@ hallucination rate from a judge that is not the reward (numbers and mid-sentence
 chat, `recipes/dialogue.py::judge_unsupported`; the reward never looks at numbers and counts sentence-initial names
 too). Nothing is tuned: the recipe's defaults plus the cuts, fixed before the first run.
 
-    nice -n 10 python benchmarks/dialogue.py grid --seeds 1 2 3
-    python benchmarks/dialogue.py report --write docs/benchmarks.md
+    nice -n 10 python benchmarks/samsum_dialogue.py grid --seeds 1 2 3
+    python benchmarks/samsum_dialogue.py report --write docs/benchmarks.md
 
 One JSON per run in docs/results/samsum_dialogue/<arm>_seed<seed>.json (the command, the before/after scores, the
 train log, every evaluated reply). A finished run is skipped; a `.running` file next to it makes other workers skip it.
