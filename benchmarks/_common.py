@@ -3,6 +3,7 @@ std cells, and generated tables written between markers of a doc."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
@@ -66,3 +67,28 @@ def write_between_markers(path: Path, text: str, begin: str, end: str) -> None:
     head, rest = doc.split(begin, 1)
     _, tail = rest.split(end, 1)
     Path(path).write_text(f"{head}{begin}\n{text}\n{end}{tail}", encoding="utf-8")
+
+
+def grid_report_main(argv, doc: str, arms, run_grid: Callable, report: Callable[[], str], markers: tuple[str, str],
+                     grid_help: str = "arm x seed; finished runs are skipped", default_arms=None,
+                     add_grid_arguments: Callable | None = None) -> None:
+    """The two commands every result-producing benchmark has: `grid` (`--seeds`, `--arms` and the benchmark's own
+    options; `run_grid(options)` runs what is missing) and `report [--write DOC]` (the tables to stdout, and between
+    `markers` of DOC)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    grid = sub.add_parser("grid", help=grid_help)
+    if add_grid_arguments is not None:
+        add_grid_arguments(grid)
+    grid.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    grid.add_argument("--arms", nargs="+", default=list(default_arms or arms), choices=list(arms))
+    rep = sub.add_parser("report", help="the tables (stdout) from the JSONs")
+    rep.add_argument("--write", default=None, help="markdown file whose text between the table markers is replaced")
+    opts = parser.parse_args(argv)
+    if opts.command == "grid":
+        run_grid(opts)
+        return
+    table = report()
+    print(table)
+    if opts.write:
+        write_between_markers(Path(opts.write), table, *markers)

@@ -18,7 +18,6 @@ train log, every evaluated reply). A finished run is skipped; a `.running` file 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -32,7 +31,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import mean_std, run_once, write_between_markers  # noqa: E402
+from _common import grid_report_main, mean_std, run_once  # noqa: E402
 
 RESULTS = REPO_ROOT / "docs" / "results" / "samsum_dialogue"
 ARMS = {"token": ["--overlap_reward", "token"], "rougeL": ["--overlap_reward", "rougeL"]}
@@ -112,24 +111,12 @@ TABLE_BEGIN, TABLE_END = "<!-- dialogue table: begin -->", "<!-- dialogue table:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    grid = sub.add_parser("grid", help="arm x seed; finished runs are skipped")
-    grid.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    grid.add_argument("--arms", nargs="+", default=["token"], choices=list(ARMS))
-    rep = sub.add_parser("report", help="the table (stdout) from the JSONs")
-    rep.add_argument("--write", default=None, help="markdown file whose text between the table markers is replaced")
-    opts = parser.parse_args(argv)
-    if opts.command == "grid":
+    def run_grid(opts):
         for arm in opts.arms:
             for seed in opts.seeds:
                 run(arm, seed)
-    else:
-        table = report()
-        print(table)
-        if opts.write:
-            write_between_markers(Path(opts.write), table, TABLE_BEGIN, TABLE_END)
 
+    grid_report_main(argv, __doc__, ARMS, run_grid, report, (TABLE_BEGIN, TABLE_END), default_arms=["token"])
 
 if __name__ == "__main__":
     main()

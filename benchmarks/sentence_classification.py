@@ -25,7 +25,6 @@ train log). A finished run is skipped; a `.running` file next to it makes other 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -40,7 +39,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import mean_std, run_once, write_between_markers  # noqa: E402
+from _common import grid_report_main, mean_std, run_once  # noqa: E402
 
 ARMS = {"ce": 0.0, "ce_rl": 1.0, "ce_rl_0.3": 0.3}
 """Arm name -> rl_coef, in the order a grid runs them."""
@@ -148,31 +147,18 @@ def report() -> str:
 TABLE_BEGIN, TABLE_END = "<!-- sentence_classification table: begin -->", "<!-- sentence_classification table: end -->"
 
 
-def write_table(path: Path, table: str) -> None:
-    write_between_markers(path, table, TABLE_BEGIN, TABLE_END)
-
-
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    grid = sub.add_parser("grid", help="task x seed x arm; finished runs are skipped")
-    grid.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
-    grid.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    grid.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
-    rep = sub.add_parser("report", help="the tables (stdout) from the JSONs")
-    rep.add_argument("--write", default=None, help="markdown file whose text between the table markers is replaced")
-    opts = parser.parse_args(argv)
-    if opts.command == "grid":
+    def run_grid(opts):
         for task in opts.tasks:
             for seed in opts.seeds:
                 for arm in opts.arms:
                     run(task, arm, seed)
-    else:
-        table = report()
-        print(table)
-        if opts.write:
-            write_table(Path(opts.write), table)
 
+    def add_tasks(grid):
+        grid.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+
+    grid_report_main(argv, __doc__, ARMS, run_grid, report, (TABLE_BEGIN, TABLE_END),
+                     grid_help="task x seed x arm; finished runs are skipped", add_grid_arguments=add_tasks)
 
 if __name__ == "__main__":
     main()

@@ -28,7 +28,6 @@ The warm-ups live in .cache/translation/ (not committed; rebuilt when missing). 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import json
@@ -44,7 +43,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import mean_std, run_once, write_between_markers  # noqa: E402
+from _common import grid_report_main, mean_std, run_once  # noqa: E402
 
 RESULTS = REPO_ROOT / "docs" / "results" / "multi30k"
 CACHE = REPO_ROOT / ".cache" / "translation"
@@ -225,24 +224,13 @@ TABLE_BEGIN, TABLE_END = "<!-- translation table: begin -->", "<!-- translation 
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    grid = sub.add_parser("grid", help="arm x seed, arm by arm (the warm-ups first); finished runs are skipped")
-    grid.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    grid.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
-    rep = sub.add_parser("report", help="the tables (stdout) from the JSONs")
-    rep.add_argument("--write", default=None, help="markdown file whose text between the table markers is replaced")
-    opts = parser.parse_args(argv)
-    if opts.command == "grid":
-        for arm in opts.arms:
+    def run_grid(opts):
+        for arm in opts.arms:  # arm by arm: the warm-ups first
             for seed in opts.seeds:
                 run(arm, seed)
-    else:
-        table = report()
-        print(table)
-        if opts.write:
-            write_between_markers(Path(opts.write), table, TABLE_BEGIN, TABLE_END)
 
+    grid_report_main(argv, __doc__, ARMS, run_grid, report, (TABLE_BEGIN, TABLE_END),
+                     grid_help="arm x seed, arm by arm (the warm-ups first); finished runs are skipped")
 
 if __name__ == "__main__":
     main()
