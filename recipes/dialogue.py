@@ -38,7 +38,7 @@ from trl import TrlParser
 from trl_tokenlevel import GenerationRLConfig, TokenLevelModelConfig, TokenLevelRLTrainer
 from trl_tokenlevel.data import load_samsum_turns
 from trl_tokenlevel.generation.evaluate import greedy_completions
-from trl_tokenlevel.generation.reports import log_and_save
+from trl_tokenlevel.generation.reports import log_and_save, write_results_json
 from trl_tokenlevel.metrics.text import rouge_l, words
 from trl_tokenlevel.rewards import (
     EntityFaithfulnessReward,
@@ -148,10 +148,7 @@ def main(args: ScriptArguments, rl_args: GenerationRLConfig, model_args: TokenLe
         "replies": [{"speaker": s, "reference": r, "before": b, "after": a}  # every evaluated turn
                     for s, r, b, a in zip(test["speaker"], test["reference"], before_texts, after_texts)],
     }
-    os.makedirs(os.path.dirname(results_path) or ".", exist_ok=True)
-    with open(results_path, "w", encoding="utf-8") as handle:
-        json.dump(results, handle, indent=1, ensure_ascii=False)
-    # after results.json: a failed save or upload keeps the scores
+    write_results_json(results, results_path)  # first: a failed save or upload below keeps the scores
     log_and_save(trainer, {"test": after}, {"test": len(test)}, {**train_result.metrics, "train_samples": len(train)},
                  dataset_name=None if args.data_dir else "Samsung/samsum")
     print("| metric | before | after |\n|---|---|---|")

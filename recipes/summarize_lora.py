@@ -34,7 +34,7 @@ from trl import TrlParser
 from trl_tokenlevel import GenerationRLConfig, TokenLevelModelConfig, TokenLevelRLTrainer
 from trl_tokenlevel.generation.evaluate import greedy_completions, summary_metrics
 from trl_tokenlevel.data.shared import find_shared_data_dir
-from trl_tokenlevel.generation.reports import log_and_save
+from trl_tokenlevel.generation.reports import log_and_save, write_results_json
 from trl_tokenlevel.rewards import EntityFaithfulnessReward, RougeLReward
 from trl_tokenlevel.run_identity import resume_argument
 
@@ -140,10 +140,7 @@ def main(script_args: ScriptArguments, args: GenerationRLConfig, model_args: Tok
         "log_history": trainer.state.log_history,
         "summaries": [{"reference": r, "before": b, "after": a} for r, b, a in zip(test["reference"], before_texts, after_texts)],
     }
-    os.makedirs(os.path.dirname(results_path) or ".", exist_ok=True)
-    with open(results_path, "w", encoding="utf-8") as handle:
-        json.dump(results, handle, indent=1, ensure_ascii=False)
-    # after results.json: a failed save or upload keeps the scores
+    write_results_json(results, results_path)  # first: a failed save or upload below keeps the scores
     log_and_save(trainer, {"test": after}, {"test": len(test)}, {**train_result.metrics, "train_samples": len(train)},
                  dataset_name="Samsung/samsum")
     rows = [("ROUGE-1", "rouge1"), ("ROUGE-2", "rouge2"), ("ROUGE-L", "rougeL"),

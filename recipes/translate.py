@@ -49,7 +49,7 @@ from trl import TrlParser
 from trl_tokenlevel import GenerationRLConfig, TokenLevelModelConfig, TokenLevelRLTrainer
 from trl_tokenlevel.data import load_multi30k, translation_prompt
 from trl_tokenlevel.generation.evaluate import greedy_completions
-from trl_tokenlevel.generation.reports import log_and_save
+from trl_tokenlevel.generation.reports import log_and_save, write_results_json
 from trl_tokenlevel.generation.rollout import render_prompts
 from trl_tokenlevel.hub import merge_adapters
 from trl_tokenlevel.metrics import generation_scores, metric_signatures
@@ -169,12 +169,6 @@ def rewards_for(tokenizer, args: ScriptArguments) -> list:
     return rewards
 
 
-def write_results(results: dict, path: str) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(results, handle, indent=1, ensure_ascii=False)
-
-
 def main(args: ScriptArguments, rl_args: GenerationRLConfig, model_args: TokenLevelModelConfig) -> dict:
     results_path = args.results_path or os.path.join(rl_args.output_dir, "results.json")
     unknown = sorted(set(args.eval_splits) - {"validation", "test"})
@@ -224,7 +218,7 @@ def main(args: ScriptArguments, rl_args: GenerationRLConfig, model_args: TokenLe
         "config": json.loads(json.dumps(config, default=str)),
         "predictions": {phase: texts for phase, texts in (("sft", sft_texts), ("rl", rl_texts)) if texts},
     }
-    write_results(results, results_path)  # first: a failed save or upload below keeps the scores
+    write_results_json(results, results_path)  # first: a failed save or upload below keeps the scores
     if trainer is not None:
         # eval_/predict_ scores into trainer.log and *_results.json; model, card, training_args.json; --push_to_hub
         log_and_save(trainer, rl, {split: len(rows) for split, rows in splits.items()},

@@ -92,10 +92,6 @@ class TokenLevelModelConfig(ModelConfig):
         """`dtype` as a `torch.dtype` (`float32` for unset or `auto`): the 4-bit compute dtype, as in TRL."""
         return torch.float32 if self.dtype in (None, "auto") else getattr(torch, self.dtype)
 
-    def quantization_kwargs(self) -> dict[str, bool]:
-        """`{"load_in_8bit": ..., "load_in_4bit": ...}` for the loaders that take the two flags."""
-        return {"load_in_8bit": self.load_in_8bit, "load_in_4bit": self.load_in_4bit}
-
     def peft_config(self, model_type: str, task_type: str | None):
         """The PEFT config of `peft` for an architecture (`None` for `none` and `bitfit`): LoRA with this config's
         rank, alpha, dropout, targets (PEFT's table when unset), rsLoRA/DoRA and modules to save."""

@@ -3,10 +3,20 @@ through `trainer.log` and into `run_*`-style result files, then one save path fo
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping
 
 SPLIT_PREFIXES = {"validation": "eval", "test": "predict"}
 """Evaluated split -> metric prefix, as `run_ner.py` / `run_translation.py` name them (dev `eval_*`, test `predict_*`)."""
+
+
+def write_results_json(results: dict, path: str) -> None:
+    """A recipe's `results.json` (scores before and after, every output), readable UTF-8; written before
+    [`log_and_save`], so a failed save or upload keeps the scores."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(results, handle, indent=1, ensure_ascii=False)
 
 
 def log_and_save(trainer, scores: Mapping[str, Mapping[str, float]], num_examples: Mapping[str, int],
