@@ -2,11 +2,14 @@
 
 Each run is the task's recipe, run as a user runs it (a subprocess of `recipes/text_classification.py` or
 `recipes/relation_extraction.py` with its YAML), on the packaged all-MiniLM-L6-v2 with full fine-tuning; the arms
-differ only in `rl_coef`:
+differ only in `rl_coef` and in the step the RL term starts (`rl_start_step`):
 
     ce           rl_coef 0: plain cross-entropy fine-tuning (the control)
     ce_rl        rl_coef 1: CE + the policy gradient of K=4 sampled labels, greedy self-critic baseline
     ce_rl_0.3    rl_coef 0.3: the dev sweep's smaller RL weight
+    ce_then_rl   rl_coef 1 from half-way (step 150 of 300): the dev sweep's schedule, CE alone first
+
+The RL arm for the task is chosen on dev (the best mean dev score over seeds), never on test.
 
 Rewards: SST-2 `correct_label` (1 for the right label); SemEval `RelationReward` (1 for the right relation and
 direction, 0.5 for the right relation in the wrong direction, which the official score counts as wrong). Scores:
@@ -41,8 +44,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import grid_report_main, mean_std, run_once  # noqa: E402
 
-ARMS = {"ce": 0.0, "ce_rl": 1.0, "ce_rl_0.3": 0.3}
-"""Arm name -> rl_coef, in the order a grid runs them."""
+ARMS = {
+    "ce": {"rl_coef": 0.0, "rl_start_step": 0},
+    "ce_rl": {"rl_coef": 1.0, "rl_start_step": 0},
+    "ce_rl_0.3": {"rl_coef": 0.3, "rl_start_step": 0},
+    "ce_then_rl": {"rl_coef": 1.0, "rl_start_step": 150},
+}
+"""Arm name -> the recipe flags it sets (nothing else differs), in the order a grid runs them."""
 
 TASKS = {
     # max_steps fixes the budget, sized for 2 CPU cores: SST-2 300 x 32 = 9,600 of its 60,614 training sentences;
@@ -61,8 +69,9 @@ def command(task: str, arm: str, seed: int, output_dir: str, max_steps: int | No
     the recipe scores dev once at the end and predicts test (`all_results.json`)."""
     spec = TASKS[task]
     steps = max_steps or spec["max_steps"]
+    arm_flags = [item for key, value in ARMS[arm].items() for item in (f"--{key}", str(value))]
     return [
-        sys.executable, spec["recipe"], "--config", spec["config"], "--rl_coef", str(ARMS[arm]), "--seed", str(seed),
+        sys.executable, spec["recipe"], "--config", spec["config"], *arm_flags, "--seed", str(seed),
         "--max_steps", str(steps), "--eval_strategy", "no", "--use_cpu", "true",
         "--output_dir", output_dir, "--disable_tqdm", "true", "--logging_steps", "25", *extra_args,
     ]
@@ -89,7 +98,7 @@ def run_recipe(task: str, arm: str, seed: int, max_steps: int | None = None, ext
         scores = json.loads((Path(output_dir) / "all_results.json").read_text())
         state = json.loads((Path(output_dir) / "trainer_state.json").read_text())
         return {
-            "task": task, "arm": arm, "rl_coef": ARMS[arm], "seed": seed,
+            "task": task, "arm": arm, **ARMS[arm], "seed": seed,
             "command": " ".join(["python"] + cmd[1:]).replace(output_dir, "<output_dir>"),
             "dev": {k[len("eval_"):]: v for k, v in scores.items() if k.startswith("eval_")},
             "test": {k[len("predict_"):]: v for k, v in scores.items() if k.startswith("predict_")},
@@ -123,7 +132,8 @@ def report_task(task: str, results_dir: Path | None = None) -> str | None:
     chosen = max(rl_arms, key=lambda a: statistics.fmean(r["dev"][key] for r in runs[a].values())) if len(rl_arms) > 1 else None
     names = " / ".join(metrics)
     lines = [f"**{spec['title']}**", "",
-             f"| arm | rl_coef | seeds | dev {names} | test {names} | test {key} − CE (paired) |", "|---|---|---|---|---|---|"]
+             f"| arm | rl_coef | RL from step | seeds | dev {names} | test {names} | test {key} − CE (paired) |",
+             "|---|---|---|---|---|---|---|"]
     for arm in order:
         seeds = sorted(runs[arm])
         cells = [" / ".join(mean_std([runs[arm][s][split][m] * scale for s in seeds]) for m in metrics) for split in ("dev", "test")]
@@ -133,7 +143,9 @@ def report_task(task: str, results_dir: Path | None = None) -> str | None:
             paired = mean_std([(runs[arm][s]["test"][key] - runs["ce"][s]["test"][key]) * scale for s in common])
             paired += f" (seeds {','.join(map(str, common))})"
         label = f"{arm} (chosen on dev)" if arm == chosen else arm
-        lines.append(f"| {label} | {ARMS[arm]:g} | {','.join(map(str, seeds))} | {cells[0]} | {cells[1]} | {paired} |")
+        rl_from = "-" if ARMS[arm]["rl_coef"] == 0 else str(ARMS[arm]["rl_start_step"])
+        lines.append(f"| {label} | {ARMS[arm]['rl_coef']:g} | {rl_from} | {','.join(map(str, seeds))} | {cells[0]} | {cells[1]} "
+                     f"| {paired} |")
     return "\n".join(lines)
 
 

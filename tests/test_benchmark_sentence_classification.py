@@ -17,26 +17,30 @@ def flags(cmd):
     return {cmd[i]: cmd[i + 1] for i in range(2, len(cmd) - 1, 2) if cmd[i].startswith("--")}
 
 
-def test_arms_differ_only_in_rl_coef_and_run_the_tasks_recipe_for_a_fixed_budget():
+def test_arms_differ_only_in_the_rl_weight_and_start_and_run_the_tasks_recipe_for_a_fixed_budget():
     commands = {arm: bench.command("semeval", arm, 2, "/tmp/out") for arm in bench.ARMS}
     for arm, cmd in commands.items():
         assert cmd[1] == "recipes/relation_extraction.py" and (ROOT / cmd[1]).is_file()
-        assert flags(cmd)["--rl_coef"] == str(bench.ARMS[arm]) and flags(cmd)["--seed"] == "2"
+        assert flags(cmd)["--rl_coef"] == str(bench.ARMS[arm]["rl_coef"]) and flags(cmd)["--seed"] == "2"
+        assert flags(cmd)["--rl_start_step"] == str(bench.ARMS[arm]["rl_start_step"])
         assert flags(cmd)["--max_steps"] == "300" and flags(cmd)["--eval_strategy"] == "no"  # the recipe scores dev at the end
         assert (ROOT / flags(cmd)["--config"]).is_file()
-    without_coef = [{k: v for k, v in flags(c).items() if k != "--rl_coef"} for c in commands.values()]
-    assert all(f == without_coef[0] for f in without_coef)
+    arm_keys = ("--rl_coef", "--rl_start_step")
+    rest = [{k: v for k, v in flags(c).items() if k not in arm_keys} for c in commands.values()]
+    assert all(f == rest[0] for f in rest)
+    # the schedule arm switches RL on half-way through the fixed budget
+    assert flags(commands["ce_then_rl"])["--rl_start_step"] == "150" and flags(commands["ce_rl"])["--rl_start_step"] == "0"
     assert bench.command("sst2", "ce", 1, "/tmp/out")[1] == "recipes/text_classification.py"
 
 
 def fake(task, arm, seed, dev, test):
-    return {"task": task, "arm": arm, "rl_coef": bench.ARMS[arm], "seed": seed, "dev": {"macro_f1": dev},
+    return {"task": task, "arm": arm, **bench.ARMS[arm], "seed": seed, "dev": {"macro_f1": dev},
             "test": {"macro_f1": test}}
 
 
 def test_report_pairs_seeds_with_ce_and_marks_the_rl_arm_chosen_on_dev(tmp_path):
     rows = [("ce", 1, 70.0, 71.0), ("ce", 2, 72.0, 73.0), ("ce_rl", 1, 74.0, 70.0), ("ce_rl", 2, 74.0, 71.0),
-            ("ce_rl_0.3", 1, 71.0, 75.0), ("ce_rl_0.3", 2, 71.0, 76.0)]
+            ("ce_rl_0.3", 1, 71.0, 75.0), ("ce_rl_0.3", 2, 71.0, 76.0), ("ce_then_rl", 1, 73.0, 72.0)]
     for arm, seed, dev, test in rows:
         (tmp_path / f"{arm}_seed{seed}.json").write_text(json.dumps(fake("semeval", arm, seed, dev, test)))
     table = bench.report_task("semeval", tmp_path)
@@ -46,6 +50,7 @@ def test_report_pairs_seeds_with_ce_and_marks_the_rl_arm_chosen_on_dev(tmp_path)
     assert lines["ce_rl (chosen on dev)"].endswith("| -1.50 ± 0.71 (seeds 1,2) |")  # -1, -2
     assert lines["ce_rl_0.3"].endswith("| 3.50 ± 0.71 (seeds 1,2) |")
     assert "| 72.00 ± 1.41 |" in lines["ce"]  # test: 71, 73
+    assert lines["ce"].startswith("| ce | 0 | - | 1,2 |") and lines["ce_then_rl"].startswith("| ce_then_rl | 1 | 150 | 1 |")
     assert bench.report_task("semeval", tmp_path / "empty") is None
 
 
