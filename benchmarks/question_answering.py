@@ -10,8 +10,11 @@ article (`../shared/data/squad`: 8,195 train / 1,145 dev / 1,230 test questions)
     ce           continues from the warm start with CE only, `steps` steps on the remaining training questions
     ce_rl        the same steps, data order and learning rate, with `rl_coef` x the span-F1 policy gradient added
                  (K=4 sampled spans per window, greedy self-critic baseline as in DCN+)
+    ce_rl_0.3    the dev sweep's smaller RL weight
+    ce_then_rl   the dev sweep's schedule: CE alone for the first `rl_start_step` (50) of the arm's steps, then ce_rl
 
-The arms differ only in `rl_coef` (one YAML per arm in benchmarks/configs/question_answering/). Every arm is scored
+The arms differ only in `rl_coef` and `rl_start_step` (one YAML per arm in benchmarks/configs/question_answering/);
+the RL arm is chosen on dev (highest mean dev F1), never on test. Every arm is scored
 with the official SQuAD v1.1 EM and F1 on dev (for choices) and test (reported). The RL arms are trained on a span-F1
 reward, which is the same word-overlap F1 that the official metric computes, so F1 is here the trained signal too;
 EM is the other official number, and the CE arm is the control.
@@ -51,16 +54,19 @@ from _common import config_from_yaml, mean_std, run_once, write_between_markers 
 RESULTS_DIR = REPO_ROOT / "docs" / "results" / "question_answering"
 CONFIG_DIR = REPO_ROOT / "benchmarks" / "configs" / "question_answering"
 WORK_DIR = REPO_ROOT / ".cache" / "question_answering"
-ARMS = ("ce", "ce_rl", "ce_rl_0.3")
-"""In the order a grid runs them: the control, the DCN+ mix at full weight, then the smaller RL weight."""
+ARMS = ("ce", "ce_rl", "ce_rl_0.3", "ce_then_rl")
+"""In the order a grid runs them: the control, the DCN+ mix at full weight, the smaller RL weight, the CE-then-RL
+schedule."""
 
 
 @dataclasses.dataclass
 class QAConfig:
-    """One run; `benchmarks/configs/question_answering/<arm>.yaml` sets `arm` and `rl_coef` and nothing else."""
+    """One run; `benchmarks/configs/question_answering/<arm>.yaml` sets `arm`, `rl_coef` and `rl_start_step` and
+    nothing else."""
 
     arm: str = "ce"
     rl_coef: float = 0.0
+    rl_start_step: int = 0  # the arm's step from which the RL term is on (CE alone before)
     seed: int = 1
     warm_steps: int = 150
     warm_questions: int = 2800
@@ -84,6 +90,8 @@ class QAConfig:
             raise ValueError(f"{path}: arm={config.arm!r} is not one of {ARMS}.")
         if (config.arm == "ce") != (config.rl_coef == 0):
             raise ValueError(f"{path}: arm={config.arm!r} with rl_coef={config.rl_coef}: only the 'ce' arm has rl_coef 0.")
+        if not 0 <= config.rl_start_step < config.steps:
+            raise ValueError(f"{path}: rl_start_step={config.rl_start_step} must be in [0, steps={config.steps}).")
         return config
 
     @property
@@ -131,6 +139,15 @@ def _args(config: QAConfig, output_dir: str, **overrides):
         baseline=config.baseline, kl_coef=0.0, ce_coef=1.0, logging_steps=10, report_to="none", use_cpu=True,
         save_strategy="no", disable_tqdm=True, seed=config.seed, **overrides,
     )
+
+
+def rl_coef_args(config: QAConfig) -> dict:
+    """The arm's RL weight for the trainer: a constant `rl_coef`, or (`rl_start_step` > 0) a step schedule that is 0
+    before `rl_start_step` and `rl_coef` from there."""
+    if config.rl_start_step == 0:
+        return {"rl_coef": config.rl_coef}
+    schedule = {"type": "step", "values": [0.0, config.rl_coef], "boundaries": [config.rl_start_step]}
+    return {"rl_coef": config.rl_coef, "rl_coef_schedule": schedule}
 
 
 def _scores(metrics: dict, prefix: str) -> dict:
@@ -191,7 +208,7 @@ def train_one(config: QAConfig, work_dir: Path = WORK_DIR) -> dict:
     model = AutoModelForQuestionAnswering.from_pretrained(warm)
     tokenizer = AutoTokenizer.from_pretrained(warm)
     _, rest_ids = split_training_questions(len(data["train"]), config.warm_questions, config.seed)
-    args = _args(config, tempfile.mkdtemp(dir=work_dir), max_steps=config.steps, rl_coef=config.rl_coef,
+    args = _args(config, tempfile.mkdtemp(dir=work_dir), max_steps=config.steps, **rl_coef_args(config),
                  learning_rate=config.learning_rate, lr_scheduler_type="linear", warmup_steps=0)  # fmt: skip
     trainer = TokenLevelRLTrainer(model=model, args=args, train_dataset=data["train"].select(rest_ids),
                                   processing_class=tokenizer)  # fmt: skip
@@ -253,13 +270,14 @@ def report(results_dir: Path = RESULTS_DIR) -> str:
     if "ce" in by_arm and len(rl_arms) > 1:  # a choice only when the dev sweep has more than one RL weight
         chosen = max(rl_arms, key=lambda arm: statistics.fmean(r["dev"]["f1"] for r in by_arm[arm].values()))
     lines = [
-        "| arm | rl_coef | seeds | dev EM | dev F1 | test EM | test F1 | test EM − CE (paired) | test F1 − CE (paired) | s/step |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| arm | rl_coef | RL from step | seeds | dev EM | dev F1 | test EM | test F1 | test EM − CE (paired) | test F1 − CE (paired) "
+        "| s/step |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     warm = [r["warm_start"]["dev"] for runs in by_arm.values() for r in runs.values()]
     warm_by_seed = {r["config"]["seed"]: r["warm_start"]["dev"] for runs in by_arm.values() for r in runs.values()}
     if warm:
-        lines.append(f"| warm start (CE, shared) | 0 | {','.join(map(str, sorted(warm_by_seed)))} | "
+        lines.append(f"| warm start (CE, shared) | 0 | - | {','.join(map(str, sorted(warm_by_seed)))} | "
                      f"{mean_std([w['exact_match'] for w in warm_by_seed.values()])} | "
                      f"{mean_std([w['f1'] for w in warm_by_seed.values()])} | - | - | - | - | - |")
     for arm in order:
@@ -273,7 +291,9 @@ def report(results_dir: Path = RESULTS_DIR) -> str:
                 paired = [mean_std([runs[s]["test"][m] - by_arm["ce"][s]["test"][m] for s in common]) + f" (seeds {','.join(map(str, common))})"
                           for m in ("exact_match", "f1")]
         label = f"{arm} (chosen on dev)" if arm == chosen else arm
-        lines.append(f"| {label} | {runs[seeds[0]]['config']['rl_coef']:g} | {','.join(map(str, seeds))} | " + " | ".join(cells)
+        config = runs[seeds[0]]["config"]
+        rl_from = "-" if config["rl_coef"] == 0 else str(config.get("rl_start_step", 0))
+        lines.append(f"| {label} | {config['rl_coef']:g} | {rl_from} | {','.join(map(str, seeds))} | " + " | ".join(cells)
                      + f" | {paired[0]} | {paired[1]} | {mean_std([runs[s]['seconds_per_step'] for s in seeds])} |")
     first = next(iter(next(iter(by_arm.values())).values()))
     lines += ["", f"Dev {first['num_dev_questions']} and test {first['num_test_questions']} questions; official SQuAD v1.1 "

@@ -14,16 +14,16 @@ CONFIGS = ROOT / "benchmarks" / "configs" / "question_answering"
 import question_answering as bench  # noqa: E402
 
 
-def test_arm_configs_differ_from_the_default_only_in_arm_and_rl_coef():
+def test_arm_configs_differ_from_the_default_only_in_arm_rl_coef_and_rl_start_step():
     default = bench.QAConfig()
     coefs = {}
     for arm in bench.ARMS:
         config = bench.QAConfig.from_yaml(CONFIGS / f"{arm}.yaml", seed=2)
         assert config.arm == arm and config.seed == 2
-        changed = {k for k, v in vars(config).items() if v != getattr(default, k)} - {"arm", "seed", "rl_coef"}
+        changed = {k for k, v in vars(config).items() if v != getattr(default, k)} - {"arm", "seed", "rl_coef", "rl_start_step"}
         assert changed == set(), (arm, changed)
-        coefs[arm] = config.rl_coef
-    assert coefs == {"ce": 0.0, "ce_rl": 1.0, "ce_rl_0.3": 0.3}
+        coefs[arm] = (config.rl_coef, config.rl_start_step)
+    assert coefs == {"ce": (0.0, 0), "ce_rl": (1.0, 0), "ce_rl_0.3": (0.3, 0), "ce_then_rl": (1.0, 50)}
     # the warm start is shared by every arm of a seed, and only by them
     keys = {bench.QAConfig.from_yaml(CONFIGS / f"{arm}.yaml", seed=2).warm_key() for arm in bench.ARMS}
     assert len(keys) == 1 and bench.QAConfig(seed=3).warm_key() not in keys
@@ -39,6 +39,22 @@ def test_bad_configs_are_refused(tmp_path):
     (tmp_path / "mixed.yaml").write_text("arm: ce\nrl_coef: 1.0\n")
     with pytest.raises(ValueError, match="only the 'ce' arm has rl_coef 0"):
         bench.QAConfig.from_yaml(tmp_path / "mixed.yaml")
+
+
+def test_the_schedule_arm_trains_with_ce_alone_until_rl_start_step_then_adds_rl(tmp_path):
+    from trl_tokenlevel.dynamic.state import build_coef_schedules
+
+    def rl_weights(config):
+        args = bench._args(config, str(tmp_path), max_steps=config.steps, **bench.rl_coef_args(config))
+        schedule = build_coef_schedules(args, ("rl", "ce"))
+        return [schedule["rl"](t) for t in (0, 49, 50, 99)], [schedule["ce"](t) for t in (0, 99)]
+
+    late = bench.QAConfig.from_yaml(CONFIGS / "ce_then_rl.yaml")
+    assert rl_weights(late) == ([0.0, 0.0, 1.0, 1.0], [1.0, 1.0])
+    assert rl_weights(bench.QAConfig.from_yaml(CONFIGS / "ce_rl.yaml")) == ([1.0] * 4, [1.0, 1.0])
+    (tmp_path / "late.yaml").write_text("arm: ce_then_rl\nrl_coef: 1.0\nrl_start_step: 100\n")
+    with pytest.raises(ValueError, match="rl_start_step=100 must be in"):
+        bench.QAConfig.from_yaml(tmp_path / "late.yaml")
 
 
 def test_warm_and_continuation_questions_are_disjoint_cover_the_split_and_depend_on_the_seed():
@@ -71,7 +87,8 @@ def test_report_pairs_seeds_with_ce_and_marks_the_rl_arm_chosen_on_dev(tmp_path)
     assert "| 2.50 ± 0.71 (seeds 1,2) |" in rows["ce_rl"]  # test F1 - CE per seed: +2, +3
     assert "| -1.00 ± 0.00 (seeds 1,2) |" in rows["ce_rl_0.3 (chosen on dev)"]
     assert "| 62.00 ± 1.41 |" in rows["ce"]  # test F1 of CE: 61, 63
-    assert rows["warm start (CE, shared)"].startswith("| warm start (CE, shared) | 0 | 1,2 | 41.50 ± 0.71 | 51.50 ± 0.71 |")
+    assert rows["warm start (CE, shared)"].startswith("| warm start (CE, shared) | 0 | - | 1,2 | 41.50 ± 0.71 | 51.50 ± 0.71 |")
+    assert rows["ce"].startswith("| ce | 0 | - | 1,2 |") and rows["ce_rl"].startswith("| ce_rl | 1 | 0 | 1,2 |")
     for seed in (1, 2):  # one RL weight left: nothing was chosen, nothing is marked
         (tmp_path / f"ce_rl_0.3_seed{seed}.json").unlink()
     assert "chosen" not in bench.report(tmp_path)
