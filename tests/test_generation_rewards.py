@@ -1,5 +1,6 @@
 """Built-in completion rewards on real (tiny) tokenizers and tiny random reward models."""
 
+import pytest
 import torch
 from tokenizers import ByteLevelBPETokenizer
 from transformers import BertConfig, BertForTokenClassification, LlamaConfig, LlamaForSequenceClassification, PreTrainedTokenizerFast
@@ -18,6 +19,7 @@ from trl_tokenlevel.rewards import (
     hallucinated_entities,
 )
 from trl_tokenlevel.rewards.completion.alignment import token_char_spans
+from trl_tokenlevel.rewards.completion.base import compute_completion_rewards
 
 
 def bpe_tokenizer() -> PreTrainedTokenizerFast:
@@ -48,6 +50,27 @@ def test_entity_faithfulness_penalises_every_piece_of_an_invented_name():
     assert len([r for r in rewards if r < 0]) > 1  # "Boris" is several BPE pieces
     assert hallucinated_entities(text, "Amanda: see you in paris!") == (3, 1)
     assert capitalized_entities("The cat met Tom's dog.") == [(12, 17)]
+
+
+def test_summed_reward_puts_the_dense_signal_into_one_sequence_reward_on_the_last_token():
+    from trl_tokenlevel.rewards import SummedReward
+
+    tok = bpe_tokenizer()
+    ids = tok("Amanda meets Boris in Paris.")["input_ids"]
+    text = tok.decode(ids)
+    dense = EntityFaithfulnessReward(tok, source_column="context")
+    summed = SummedReward(dense)
+    context = ["Amanda: see you in paris!"]
+    [per_token] = dense(["p"], [text], [ids], context=context)
+    [total] = summed(["p"], [text], [ids], context=context)
+    assert total == sum(per_token) < -1.0  # every piece of "Boris", once each, in one number
+    assert summed.__name__ == "EntityFaithfulnessReward_summed"
+    # placed by the trainer like any sequence reward: all of it on the last token, nothing on "Boris"
+    placed, per = compute_completion_rewards([summed], [1.0], ["p"], [text], [ids], (1, len(ids)), context=context)
+    assert placed[0, :-1].abs().sum() == 0 and placed[0, -1].item() == total
+    assert per["EntityFaithfulnessReward_summed"][2][0].tolist() == [False] * (len(ids) - 1) + [True]
+    with pytest.raises(ValueError, match="returned 2 values for completion 0"):
+        SummedReward(lambda *a, **k: [[0.0, 1.0]])(["p"], ["x"], [[7, 8, 9]])
 
 
 def test_entity_faithfulness_with_an_ner_model():
@@ -109,3 +132,16 @@ def test_sequence_reward_model_prefix_differences_telescope():
         full = model(torch.tensor([[2, 5, 6, 7, 8, 3]])).logits[0, 0]
         empty = model(torch.tensor([[2, 5, 6]])).logits[0, 0]
     assert abs(sum(rewards[0]) - float(full - empty)) < 1e-5
+
+
+def test_greedy_completions_sorted_by_length_come_back_in_prompt_order():
+    from tiny_lm import prompt_dataset, tiny_llama
+    from trl_tokenlevel.generation.evaluate import greedy_completions
+
+    tok = lm_tokenizer()
+    model = tiny_llama(seed=0)
+    prompts = prompt_dataset(7, seed=3)["prompt"]
+    assert len({len(p) for p in prompts}) > 2  # mixed lengths, so sorting reorders them
+    one_by_one = greedy_completions(model, tok, prompts, max_new_tokens=5, batch_size=1)
+    sorted_batches = greedy_completions(model, tok, prompts, max_new_tokens=5, batch_size=1, sort_by_length=True)
+    assert sorted_batches == one_by_one and len(set(one_by_one)) > 1

@@ -2,7 +2,7 @@
 (per-token list, float, or None)."""
 
 from .attention_credit import AttentionCreditReward, attention_to_policy_tokens, redistribute_by_attention
-from .base import PLACEMENTS, CompletionReward, compute_completion_rewards, place_reward
+from .base import PLACEMENTS, CompletionReward, SummedReward, compute_completion_rewards, place_reward
 from .faithfulness import EntityFaithfulnessReward, capitalized_entities, hallucinated_entities
 from .reward_models import SequenceRewardModelShaping, TokenClassifierReward
 from .text import FormatPenalty, LengthPenalty, ReferenceOverlapReward, RougeLReward
@@ -22,6 +22,7 @@ __all__ = [
     "ReferenceOverlapReward",
     "RougeLReward",
     "SequenceRewardModelShaping",
+    "SummedReward",
     "TokenClassifierReward",
     "attention_to_policy_tokens",
     "capitalized_entities",

@@ -150,3 +150,43 @@ def compute_completion_rewards(
         rewards = per_reward[name][0]
         total = total + float(weight) * rewards
     return total, per_reward
+
+
+class SummedReward(CompletionReward):
+    """The sequence-level version of a dense reward: one float per completion, the sum of `reward`'s per-token
+    values, which the trainer then places like any sequence reward (on the last token by default).
+
+    Use it to ask whether per-token credit matters: the same signal, once token by token and once summed into one
+    number per completion. Sequence values (floats) and `None` pass through unchanged. Logged as
+    `<name of reward>_summed`.
+
+    Example:
+        >>> def dense(prompts, completions, completion_ids, **kwargs):
+        ...     return [[0.0, -1.0, -1.0], 0.5, None]
+        >>> SummedReward(dense)(["p"] * 3, ["a", "b", "c"], [[1, 2, 3], [4], [5]])
+        [-2.0, 0.5, None]
+        >>> SummedReward(dense).__name__
+        'dense_summed'
+    """
+
+    def __init__(self, reward):
+        if not callable(reward):
+            raise TypeError(f"SummedReward wraps a reward function; got {type(reward).__name__}.")
+        self.reward = reward
+
+    @property
+    def __name__(self) -> str:
+        return f"{reward_name(self.reward)}_summed"
+
+    def __call__(self, prompts, completions, completion_ids, **kwargs) -> list:
+        values = self.reward(prompts, completions, completion_ids, **kwargs)
+        name = reward_name(self.reward)
+        if len(values) != len(completion_ids):
+            raise ValueError(f"Reward {name!r} returned {len(values)} entries for {len(completion_ids)} completions.")
+        out = []
+        for index, (value, ids) in enumerate(zip(values, completion_ids)):
+            if value is None or _is_sequence_reward(value):
+                out.append(None if value is None else float(value))
+            else:
+                out.append(float(sum(_dense_values(value, name, index, len(ids)))))
+        return out
