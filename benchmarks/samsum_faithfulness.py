@@ -1,0 +1,189 @@
+"""SAMSum summarization: token-level vs sequence-level faithfulness credit, judged by an NER model (issue 11, item 4).
+
+The question: does penalising the *tokens* of an invented name teach a summariser to stop inventing names better than
+the same penalty summed into one number per summary? Each run is `recipes/summarize_lora.py` with its YAML, run as a
+user runs it (a subprocess); the arms differ only in `--faithfulness_level`:
+
+    token       the recipe's default: each token of a capitalised entity absent from the dialogue gets -1 (x 0.5)
+    sequence    the same penalties summed into one reward per summary, on its last token (`SummedReward`)
+
+Both arms also get ROUGE-L against the reference as a sequence reward; everything else (data, steps, K, KL, learning
+rate, seeds) is the YAML's, the same for both, fixed before the first run.
+
+Judged without circularity: the reward finds entities with the capitalised-span heuristic; the judge is an NER model
+(the packaged MiniLM, uncased, fine-tuned on CoNLL-2003 by `recipes/ner_lora.py`, built once into
+`.cache/samsum_faithfulness/ner_judge`; its CoNLL test F1 is recorded in `judge.json`). Both count an entity as
+hallucinated when its words do not occur in the dialogue. The heuristic rate (what the reward was trained on) is
+reported too, labelled as such.
+
+Evaluation: greedy summaries of all 819 SAMSum test dialogues (no length filter, prompts of up to 512 tokens kept
+from the right, so the instruction survives), ROUGE-1/2/L F1 (this package's implementation), words per summary,
+the judged and the heuristic hallucinated-entity rates. The starting model is scored once (`start.json`: greedy
+decoding makes it the same for every seed and arm).
+
+    python benchmarks/samsum_faithfulness.py grid --seeds 1 2 3          # judge, start, then arm x seed
+    python benchmarks/samsum_faithfulness.py report --write docs/benchmarks.md
+
+One JSON per run in docs/results/samsum_faithfulness/ (`<arm>_seed<seed>.json`: the command, the scores, the train log
+and every summary with its entities). A finished run is skipped; a `.running` file makes other workers skip it too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import grid_report_main, mean_std, run_once  # noqa: E402
+
+RESULTS = REPO_ROOT / "docs" / "results" / "samsum_faithfulness"
+JUDGE_DIR = REPO_ROOT / ".cache" / "samsum_faithfulness" / "ner_judge"
+
+ARMS = {"token": ["--faithfulness_level", "token"], "sequence": ["--faithfulness_level", "sequence"]}
+"""Arm -> recipe flags: the only difference between the arms."""
+
+EVAL = ["--max_eval_prompts", "100000", "--max_eval_dialogue_words", "100000", "--eval_max_prompt_length", "512"]
+"""Every test dialogue (819), prompts of up to 512 tokens."""
+
+JUDGE_COMMAND = ["recipes/ner_lora.py", "--config", "recipes/configs/ner_lora.yaml", "--merge_adapters", "true",
+                 "--disable_tqdm", "true"]
+"""The judge: the NER recipe's defaults (LoRA on the packaged MiniLM, all of CoNLL-2003 train), saved merged."""
+
+METRICS = ("judged_hallucinated_entity_rate", "judged_entities", "hallucinated_entity_rate", "entities", "rougeL",
+           "rouge1", "rouge2", "mean_words")
+LABELS = {
+    "judged_hallucinated_entity_rate": "hallucinated entities, judged by the NER model (%)",
+    "judged_entities": "entities found by the NER model",
+    "hallucinated_entity_rate": "hallucinated entities, the reward's heuristic (%; trained on)",
+    "entities": "entities found by the heuristic",
+    "rougeL": "ROUGE-L F1", "rouge1": "ROUGE-1 F1", "rouge2": "ROUGE-2 F1", "mean_words": "words per summary",
+}
+
+
+def _env() -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "TRANSFORMERS_VERBOSITY": "error",
+            "HF_HUB_OFFLINE": "1"}
+
+
+def build_judge(judge_dir: Path = JUDGE_DIR, results_dir: Path | None = None, extra_args=()) -> Path:
+    """Trains the NER judge once (skipped when `judge_dir` holds a model) and records its CoNLL scores in
+    `judge.json`."""
+    judge_dir, record = Path(judge_dir), Path(results_dir or RESULTS) / "judge.json"
+    if not (judge_dir / "config.json").is_file():
+        cmd = [sys.executable, *JUDGE_COMMAND, "--output_dir", str(judge_dir), *extra_args]
+        subprocess.run(cmd, cwd=REPO_ROOT, env=_env(), check=True)
+    if not record.is_file():
+        scores = json.loads((judge_dir / "all_results.json").read_text())
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({
+            "command": " ".join(["python", *JUDGE_COMMAND, "--output_dir", "<judge_dir>", *extra_args]),
+            "conll2003_test": {k[len("predict_"):]: v for k, v in scores.items() if k.startswith("predict_")},
+            "conll2003_dev": {k[len("eval_"):]: v for k, v in scores.items() if k.startswith("eval_")},
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        }, indent=1))
+    return judge_dir
+
+
+def command(arm: str | None, seed: int, output_dir: str, judge_dir: Path = JUDGE_DIR, extra_args=()) -> list[str]:
+    """The recipe command of one arm (`None`: score the starting model only)."""
+    phase = ["--skip_rl", "true"] if arm is None else [*ARMS[arm], "--eval_before_rl", "false"]
+    return [sys.executable, "recipes/summarize_lora.py", "--config", "recipes/configs/summarize_lora.yaml", *phase,
+            *EVAL, "--judge_ner_model", str(judge_dir), "--seed", str(seed), "--output_dir", output_dir,
+            "--results_path", os.path.join(output_dir, "results.json"), "--disable_tqdm", "true", *extra_args]
+
+
+def run(arm: str | None, seed: int, results_dir: Path | None = None, judge_dir: Path = JUDGE_DIR, extra_args=()) -> Path:
+    """One run (`arm=None`: `start.json`, the starting model); skipped when its JSON exists."""
+    name = "start" if arm is None else f"{arm}_seed{seed}"
+    path = Path(results_dir or RESULTS) / f"{name}.json"
+    if run_once(path, lambda: run_recipe(arm, seed, judge_dir, extra_args), f"samsum_faithfulness/{path.name}"):
+        print(f"wrote {path}", flush=True)
+    return path
+
+
+def run_recipe(arm: str | None, seed: int, judge_dir: Path = JUDGE_DIR, extra_args=()) -> dict:
+    output_dir = tempfile.mkdtemp(prefix=f"samsum_faithfulness_{arm or 'start'}_seed{seed}_")
+    try:
+        cmd = command(arm, seed, output_dir, judge_dir, extra_args)
+        started = time.perf_counter()
+        subprocess.run(cmd, cwd=REPO_ROOT, env=_env(), check=True)
+        results = json.loads((Path(output_dir) / "results.json").read_text())
+        keep = ("before", "eval_prompts", "config", "summaries") if arm is None else (
+            "after", "train_seconds", "train_prompts", "eval_prompts", "steps", "log_history", "config", "summaries")
+        summaries = results["summaries"]
+        if arm is not None:  # the starting model's summaries live in start.json
+            summaries = [{k: v for k, v in s.items() if k != "before"} for s in summaries]
+        return {
+            "arm": arm or "start", "seed": seed,
+            "command": " ".join(["python"] + cmd[1:]).replace(output_dir, "<output_dir>").replace(str(judge_dir), "<judge_dir>"),
+            **{k: results[k] for k in keep if k != "summaries"}, "summaries": summaries,
+            "wall_seconds": round(time.perf_counter() - started, 1),
+            "machine": f"{os.cpu_count()} CPU cores, OMP_NUM_THREADS={_env()['OMP_NUM_THREADS']}",
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        }
+    finally:
+        shutil.rmtree(output_dir, ignore_errors=True)
+
+
+def report(results_dir: Path | None = None) -> str:
+    """The starting model, each arm after RL (mean ± std over seeds) and the paired token − sequence difference per
+    seed; the last line gives the judged rate of the token arm relative to the sequence arm."""
+    results_dir = Path(results_dir or RESULTS)
+    runs: dict[str, dict[int, dict]] = {}
+    for path in sorted(results_dir.glob("*_seed*.json")):
+        result = json.loads(path.read_text())
+        runs.setdefault(result["arm"], {})[result["seed"]] = result
+    start = json.loads((results_dir / "start.json").read_text()) if (results_dir / "start.json").is_file() else None
+    if not runs and start is None:
+        raise SystemExit("No results yet: run the grid first.")
+    arms = [a for a in ARMS if a in runs]
+    header = "| metric | start (before RL) | " + " | ".join(
+        f"{a} (seeds {','.join(map(str, sorted(runs[a])))})" for a in arms) + " |"
+    common = sorted(set(runs.get("token", {})) & set(runs.get("sequence", {})))
+    if common:
+        header += f" token − sequence (paired, seeds {','.join(map(str, common))}) |"
+    lines = [header, "|---" * (header.count("|") - 1) + "|"]
+    for metric in METRICS:
+        row = f"| {LABELS[metric]} | {start['before'][metric]:.2f} |" if start else f"| {LABELS[metric]} | - |"
+        row += "".join(f" {mean_std([runs[a][s]['after'][metric] for s in sorted(runs[a])])} |" for a in arms)
+        if common:
+            row += f" {mean_std([runs['token'][s]['after'][metric] - runs['sequence'][s]['after'][metric] for s in common])} |"
+        lines.append(row)
+    first = next(iter(next(iter(runs.values())).values())) if runs else start
+    judge = json.loads((results_dir / "judge.json").read_text()) if (results_dir / "judge.json").is_file() else None
+    notes = [f"{first['eval_prompts']} SAMSum test dialogues, greedy summaries; ROUGE in percent; mean ± std over seeds."]
+    if judge:
+        notes.append(f"Judge: MiniLM NER, CoNLL-2003 test entity F1 {100 * judge['conll2003_test']['f1']:.2f}.")
+    if common:
+        relative = [runs["token"][s]["after"]["judged_hallucinated_entity_rate"]
+                    / max(runs["sequence"][s]["after"]["judged_hallucinated_entity_rate"], 1e-9) for s in common]
+        notes.append(f"Judged rate of the token arm relative to the sequence arm, per seed: "
+                     f"{', '.join(f'{r:.2f}' for r in relative)} (mean {sum(relative) / len(relative):.2f}).")
+    return "\n".join(lines + ["", " ".join(notes)])
+
+
+TABLE_BEGIN, TABLE_END = "<!-- samsum_faithfulness table: begin -->", "<!-- samsum_faithfulness table: end -->"
+
+
+def main(argv=None) -> None:
+    def run_grid(opts):
+        build_judge()
+        run(None, 0)
+        for seed in opts.seeds:
+            for arm in opts.arms:
+                run(arm, seed)
+
+    grid_report_main(argv, __doc__, ARMS, run_grid, report, (TABLE_BEGIN, TABLE_END),
+                     grid_help="the judge, the starting model, then seed x arm; finished runs are skipped")
+
+if __name__ == "__main__":
+    main()
