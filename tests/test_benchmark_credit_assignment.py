@@ -23,6 +23,25 @@ def test_every_arm_config_differs_from_the_default_only_in_the_arm():
     assert default.max_steps >= 100
 
 
+def test_the_arms_of_this_librarys_trainer_differ_only_in_how_the_score_becomes_advantages():
+    from trl_tokenlevel import TokenLevelRLConfig
+
+    expected = {  # arm: (estimator, sequence placement, baseline)
+        "sequence_last": ("leave_one_out", "last", "per_sequence"),
+        "sequence_spread": ("leave_one_out", "spread", "per_position"),
+        "shaping": ("leave_one_out", "last", "per_position"),
+        "abc": ("leave_one_out", "last", "per_position"),
+        "ppo_shaping": ("gae", "last", "per_position"),  # the baseline field is unused by GAE
+    }
+    assert set(expected) == set(bench.ARMS) - {"trl_grpo"}
+    for arm, (estimator, placement, baseline) in expected.items():
+        args = TokenLevelRLConfig(output_dir="/tmp/x", report_to="none", use_cpu=True, **bench.credit_args(arm))
+        assert (args.advantage_estimator, args.sequence_reward_placement, args.group_baseline) == (estimator, placement, baseline), arm
+        assert (args.gamma, args.lam) == (1.0, 0.95)
+    with pytest.raises(ValueError, match="GRPOTrainer"):
+        bench.credit_args("trl_grpo")
+
+
 def test_bad_configs_are_refused(tmp_path):
     (tmp_path / "typo.yaml").write_text("arm: abc\nlearning_rte: 1.0\n")
     with pytest.raises(ValueError, match="unknown keys \\['learning_rte'\\]"):
