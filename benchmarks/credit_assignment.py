@@ -53,6 +53,9 @@ CONFIG_DIR = REPO_ROOT / "benchmarks" / "configs" / "credit_assignment"
 POLICY_CACHE = REPO_ROOT / ".cache" / "smollm2_135m_instruct"
 ARMS = ("sequence_last", "shaping", "abc", "trl_grpo", "sequence_spread", "ppo_shaping")
 """In the order a grid runs them: the comparison the issue asks for first, then the uniform spread and PPO."""
+ADAPTER_INIT_SEEDED = "seeded with config.seed before the trainer creates the LoRA adapters"
+"""Recorded in every run since the fix; runs without it drew their LoRA A matrices from the process's RNG state, so a
+rerun does not reproduce their curve (the report lists them)."""
 CURVE_METRICS = ("rm_score", "rm_positive", "judge_positive", "kl", "distinct2", "length")
 
 
@@ -372,6 +375,7 @@ def train_one(config: CreditConfig) -> dict:
     return {
         "name": config.name,
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()},
+        "adapter_init": ADAPTER_INIT_SEEDED,
         "curve": callback.curve,
         "final_eval_completions": [{"prompt": p, "completion": t} for p, t in zip(eval_prompts, callback.texts)],
         "train_log": [e for e in trainer.state.log_history if "loss" in e or "reward" in e or any("reward" in k for k in e)],
@@ -461,6 +465,10 @@ def report(results_dir: Path = RESULTS_DIR, plot_dir: Path | None = None) -> str
             cells.append(f"{_mean_std([p['rm_score'] for p in points])} / {statistics.fmean(p['judge_positive'] for p in points):.3f}"
                          f" / {statistics.fmean(p['kl'] for p in points):.2f}")
         lines.append(f"| {step} | " + " | ".join(cells) + " |")
+    unseeded = [r["name"] for arm in order for r in by_arm[arm] if r.get("adapter_init") != ADAPTER_INIT_SEEDED]
+    if unseeded:
+        lines += ["", f"Runs from before the adapter-initialisation seed fix ({len(unseeded)} of "
+                  f"{sum(len(by_arm[a]) for a in order)}; a rerun does not reproduce their curve exactly): {', '.join(unseeded)}."]
     table = "\n".join(lines)
     if plot_dir is not None:
         plot(by_arm, order, Path(plot_dir))
