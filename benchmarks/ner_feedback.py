@@ -120,10 +120,11 @@ def warm_start(seed: int, protocol: dict, data: dict, work_dir: Path):
     return model, tokenizer, json.loads((folder / "scores.json").read_text())
 
 
-def training_rows(method: str, records: list[dict], gold: list[list[int]]) -> datasets.Dataset:
-    """What a method trains on: feedback rows for the RL arms, per-word CE targets (-100 = left out) otherwise."""
+def training_rows(method: str, records: list[dict], gold: list[list[int]], ce_weight: bool = False) -> datasets.Dataset:
+    """What a method trains on: feedback rows for the RL arms (with partial-label CE weights when `ce_weight`),
+    per-word CE targets (-100 = left out) otherwise."""
     if method in RL_REWARDS:
-        return feedback_dataset(records, CONLL2003_LABELS)
+        return feedback_dataset(records, CONLL2003_LABELS, ce_weight=ce_weight)
     to_id = {name: i for i, name in enumerate(CONLL2003_LABELS)}
     targets = {
         "self_training": lambda r, g: [to_id[t] for t in r["shown_labels"]],
@@ -169,6 +170,9 @@ def load_arm(config_path: str, overrides: list[str]) -> tuple[dict, dict]:
         target[leaf] = yaml.safe_load(value)
     if arm.get("method") not in METHODS:
         raise ValueError(f"{config_path}: method {arm.get('method')!r} is not one of {METHODS}.")
+    if arm.get("partial_label_ce") and arm["method"] not in RL_REWARDS:
+        raise ValueError(f"{config_path}: partial_label_ce mixes CE into an RL arm; method {arm['method']!r} is not one "
+                         f"of {sorted(RL_REWARDS)} (use method: partial_label for partial-label CE alone).")
     return arm, protocol
 
 
@@ -202,9 +206,12 @@ def run(config_path: str, seed: int, noise: float, results_dir: str, work_dir: s
         training = {**protocol["round_training"], **arm.get("training", {})}
         if method not in RL_REWARDS:
             training["rl_coef"] = 0.0
+        partial_ce = bool(arm.get("partial_label_ce", False))  # CE on accepted entities and shown O, beside RL
+        if partial_ce:
+            training["ce_weight_column"] = "ce_weight"
         set_seed(1000 * seed + round_index)
         trainer = trainer_for(model, tokenizer, work, 1000 * seed + round_index, training,
-                              training_rows(method, records, gold), rewards)
+                              training_rows(method, records, gold, ce_weight=partial_ce), rewards)
         trainer.train()
         curve.append(curve_point(round_index, records, method, evaluate(trainer, data)))
         print(f"{run_name(arm, seed, noise)} round {round_index}: bits {curve[-1]['bits']} "
@@ -213,6 +220,7 @@ def run(config_path: str, seed: int, noise: float, results_dir: str, work_dir: s
     result = {
         "name": arm["name"], "method": method, "shown": arm.get("shown", "argmax"), "seed": seed, "noise": noise,
         "config_file": config_path, "overrides": list(overrides), "arm": arm, "protocol": protocol,
+        "round_training": training if method != "floor" else None,  # as the trainer got it (arm + protocol)
         "subsets": {"warm_start": len(data["warm"]), "stream": len(data["stream"]), "dev": len(data["dev"]),
                     "test": len(data["test"]), "subset_seed": SUBSET_SEED,
                     "warm_start_gold_words": sum(len(t) for t in data["warm"]["tokens"])},
@@ -243,7 +251,9 @@ def _mean_std(values: list[float], scale: float = 100.0) -> str:
 LEGEND = {"floor": "floor: CE on the 1% only", "self_training": "self-training (no feedback)",
           "accepted_span": "CE on accepted spans (rest O)", "partial_label": "partial-label CE (rejected masked)",
           "token_rl": "token-level RL (SpanFeedbackReward)", "token_rl_sampled": "token-level RL, sampled shown",
-          "sentence_rl": "sentence-level RL", "gold": "ceiling: CE on gold labels"}
+          "sentence_rl": "sentence-level RL", "gold": "ceiling: CE on gold labels",
+          "token_rl_partial_ce": "token-level RL + partial-label CE", "token_rl_o0.5": "token-level RL, O trusted (0.5)",
+          "token_rl_reject0.3": "token-level RL, reject weight 0.3", "token_rl_lr1e-4": "token-level RL, lr 1e-4"}
 
 
 def summarize(results_dir: str, plot_path: str | None = None, expected_seeds=(1, 2, 3)) -> str:

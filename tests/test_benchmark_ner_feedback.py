@@ -83,3 +83,23 @@ def test_sentence_feedback_reward_scores_whole_labellings(bench):
     rewards = SentenceFeedbackReward()(sampled, shown, shown != -100, names, feedback_word=[[1, 1, 0, -1, 0], [0, 0]])
     assert rewards[:, 0, 1:6].tolist() == [[0.5] * 5, [-0.5] * 5]
     assert rewards[:, 1].abs().sum() == 0 and rewards[:, 0, [0, 6, 7]].abs().sum() == 0  # no judged entity; padding
+
+
+def test_dev_sweep_configs_load_and_the_partial_label_ce_mix_trains_ce_and_rl_on_the_same_rows(bench, tmp_path):
+    sweep = sorted((CONFIGS / "dev_sweep").glob("*.yaml"))
+    assert {p.stem for p in sweep} == {"token_rl_partial_ce", "token_rl_o0.5", "token_rl_reject0.3", "token_rl_lr1e-4"}
+    for path in sweep:  # every variant is the token_rl arm with one change, named after it
+        arm, _ = bench.load_arm(str(path), [])
+        assert arm["name"] == path.stem and arm["method"] == "token_rl" and arm["name"] in bench.LEGEND
+    (tmp_path / "bad.yaml").write_text("name: x\nmethod: partial_label\npartial_label_ce: true\n")
+    with pytest.raises(ValueError, match="partial_label_ce mixes CE into an RL arm"):
+        bench.load_arm(str(tmp_path / "bad.yaml"), [])
+    result = bench.run(str(CONFIGS / "dev_sweep" / "token_rl_partial_ce.yaml"), 1, 0.0, str(tmp_path / "results"),
+                       str(tmp_path / "work"), TINY)
+    assert result["arm"]["partial_label_ce"] is True and result["final"]["bits"] > 0 and len(result["curve"]) == 3
+    assert result["round_training"]["ce_weight_column"] == "ce_weight" and result["round_training"]["ce_coef"] == 1.0
+    record = {"tokens": ["a", "b", "c"], "shown_labels": ["B-PER", "O", "B-LOC"],
+              "feedback": [{"start": 0, "end": 1, "type": "PER", "accepted": True},
+                           {"start": 2, "end": 3, "type": "LOC", "accepted": False}]}
+    rows = bench.training_rows("token_rl", [record], [[1, 0, 5]], ce_weight=True)
+    assert rows[0]["ce_weight"] == [1.0, 1.0, 0.0] and rows[0]["feedback_word"] == [1, 0, -1]

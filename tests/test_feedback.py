@@ -312,6 +312,50 @@ def test_partial_targets_keep_minus_100_through_alignment_and_ce_training(tmp_pa
     assert torch.isfinite(torch.tensor(trainer.state.log_history[-1]["train_loss"]))
 
 
+def test_ce_weights_from_feedback_make_ce_on_the_shown_labels_partial_label_ce(tmp_path, one_thread):
+    """`feedback_dataset(ce_weight=True)` + `ce_weight_column`: the CE term on the shown labelling, weighted, is the
+    partial-label CE (same sum; the normaliser counts every word), so it can be mixed with the feedback reward."""
+    import datasets
+
+    words = ["w20", "w21", "w1", "w25", "w2", "w26"]
+    record = {"tokens": words, "shown_labels": SHOWN, "feedback": FEEDBACK}
+    weighted = feedback_dataset([record] * 4, NAMES, ce_weight=True)
+    assert weighted[0]["ce_weight"] == [1.0, 1.0, 1.0, 0.0, 1.0, 0.0]
+    assert "ce_weight" not in feedback_dataset([record], NAMES).column_names  # opt-in: other users' columns unchanged
+    features = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
+                                  "ner_tags": datasets.Sequence(datasets.Value("int64"))})
+    partial = datasets.Dataset.from_dict({"tokens": [words] * 4, "ner_tags": [partial_label_targets(SHOWN, FEEDBACK, NAMES)] * 4},
+                                         features=features)
+
+    def ce_sum(dataset, **config):
+        trainer = TokenLevelRLTrainer(tiny_bert(), args=make_config(tmp_path, rl_coef=0.0, **config), train_dataset=dataset,
+                                      processing_class=word_tokenizer(), label_list=NAMES)
+        batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+        trainer.model.zero_grad()
+        loss = trainer.compute_loss(trainer.model, batch)
+        loss.backward()
+        grad = trainer.model.classifier.weight.grad.clone()
+        words_counted = int((batch["labels"] != -100).sum())
+        return loss.item() * words_counted, grad * words_counted
+
+    weighted_sum, weighted_grad = ce_sum(weighted, ce_weight_column="ce_weight")
+    partial_sum, partial_grad = ce_sum(partial)
+    shown_sum, _ = ce_sum(feedback_dataset([record] * 4, NAMES))  # unweighted: CE on every shown word
+    assert weighted_sum == pytest.approx(partial_sum, rel=1e-5) and torch.allclose(weighted_grad, partial_grad, atol=1e-6)
+    assert shown_sum > weighted_sum * 1.1  # the rejected and unjudged words' CE is really left out
+    with pytest.raises(ValueError, match="ce_weight_column='ce_weight' but the batch has no such column"):
+        ce_sum(feedback_dataset([record] * 4, NAMES), ce_weight_column="ce_weight")
+    # mixed with the feedback reward: a step runs, both terms active
+    trainer = TokenLevelRLTrainer(
+        tiny_bert(), reward_funcs=[SpanFeedbackReward()], train_dataset=weighted, processing_class=word_tokenizer(),
+        label_list=NAMES, args=make_config(tmp_path, ce_coef=1.0, rl_coef=1.0, ce_weight_column="ce_weight", max_steps=1,
+                                           num_samples=2, logging_steps=1),
+    )
+    trainer.train()
+    logged = trainer.state.log_history[0]
+    assert logged["ce_loss"] > 0 and "rewards/SpanFeedbackReward/mean" in logged
+
+
 # ----------------------------------------------------------------------------- learning from feedback alone
 
 

@@ -201,7 +201,8 @@ def feedback_word_values(num_words: int, feedback: Sequence[Mapping]) -> list[in
     return values
 
 
-def feedback_dataset(records: Sequence[Mapping], label_list: Sequence[str], where: str = "record") -> Dataset:
+def feedback_dataset(records: Sequence[Mapping], label_list: Sequence[str], where: str = "record",
+                     ce_weight: bool = False) -> Dataset:
     """Feedback records as a dataset the trainer can use with [`~trl_tokenlevel.rewards.SpanFeedbackReward`].
 
     Args:
@@ -209,14 +210,21 @@ def feedback_dataset(records: Sequence[Mapping], label_list: Sequence[str], wher
             [`simulate_feedback`] are checked too).
         label_list (`list[str]`): The model's label names.
         where (`str`, *optional*, defaults to `"record"`): Prefix of error messages (`"<where> 3"` for the 4th).
+        ce_weight (`bool`, *optional*, defaults to `False`): Add a `ce_weight` column for the trainer's
+            `ce_weight_column`: per word 1.0 where [`partial_label_targets`] has a label (accepted entities and the
+            shown `O`), 0.0 on the words of rejected and unjudged entities. CE on the shown labelling with these
+            weights is partial-label CE, so it can be mixed with the policy gradient of `SpanFeedbackReward`.
 
     Returns:
         `datasets.Dataset` with `id`, `tokens`, `ner_tags` (the *shown* labelling as a `ClassLabel` sequence, so the
         usual pipeline aligns it to sub-tokens and the reward receives it as `gold_labels`), `feedback_word`
-        ([`feedback_word_values`]), `missed` (`None` when unknown) and `feedback_bits` (judged entities).
+        ([`feedback_word_values`]), `missed` (`None` when unknown), `feedback_bits` (judged entities) and, with
+        `ce_weight=True`, `ce_weight`.
     """
     label_to_id = {name: i for i, name in enumerate(label_list)}
     columns: dict[str, list] = {k: [] for k in ("id", "tokens", "ner_tags", "feedback_word", "missed", "feedback_bits")}
+    if ce_weight:
+        columns["ce_weight"] = []
     for index, raw in enumerate(records):
         record = validate_feedback_record(dict(raw), label_list, f"{where} {index}")
         columns["id"].append(record["id"] if record["id"] is not None else str(index))
@@ -225,11 +233,15 @@ def feedback_dataset(records: Sequence[Mapping], label_list: Sequence[str], wher
         columns["feedback_word"].append(feedback_word_values(len(record["tokens"]), record["feedback"]))
         columns["missed"].append(record["missed"])
         columns["feedback_bits"].append(len(record["feedback"]))
+        if ce_weight:
+            targets = partial_label_targets(record["shown_labels"], record["feedback"], label_list)
+            columns["ce_weight"].append([0.0 if t == IGNORE_INDEX else 1.0 for t in targets])
     features = Features({
         "id": Value("string"), "tokens": SequenceFeature(Value("string")),
         "ner_tags": SequenceFeature(ClassLabel(names=list(label_list))),
         "feedback_word": SequenceFeature(Value("int8")),
         "missed": Value("int32"), "feedback_bits": Value("int32"),
+        **({"ce_weight": SequenceFeature(Value("float32"))} if ce_weight else {}),
     })
     return Dataset.from_dict(columns, features=features)
 

@@ -19,8 +19,8 @@ class TokenClassificationRLConfig(SupervisedRLConfig):
     where every term is a sum over active tokens (word positions with a gold label) divided by the number of
     active tokens in the whole optimizer step, across gradient accumulation and processes.
 
-    Added parameters: data (`max_length`, `eval_stride`, `label_all_tokens`), the reference
-    (`precompute_reference_logprobs`, `reset_reference_at_rl_start`).
+    Added parameters: data (`max_length`, `eval_stride`, `label_all_tokens`), the CE term's per-word weights
+    (`ce_weight_column`), the reference (`precompute_reference_logprobs`, `reset_reference_at_rl_start`).
     """
 
     trainer_name: ClassVar[str] = "TokenClassificationRLTrainer (token classifiers)"
@@ -47,6 +47,16 @@ class TokenClassificationRLConfig(SupervisedRLConfig):
         metadata={"help": "Label continuation sub-tokens too (B-X becomes I-X). Default: first sub-token only."},
     )
     # > Loss
+    ce_weight_column: str | None = field(
+        default=None,
+        metadata={
+            "help": "Dataset column with one weight per word that multiplies that word's CE term (e.g. 0 = leave the "
+            "word out of CE, 1 = keep it); the RL term and the normaliser N are unchanged. With feedback data, "
+            "`feedback_dataset(records, labels, ce_weight=True)` gives partial-label weights (0 on the words of "
+            "rejected or unjudged entities), so CE learns from the accepted entities and the shown O while the "
+            "policy gradient also uses the rejections. None = every labelled word has weight 1."
+        },
+    )
     precompute_reference_logprobs: bool = field(
         default=False,
         metadata={

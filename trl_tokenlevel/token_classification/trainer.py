@@ -39,6 +39,7 @@ from ..core import (
 from ..data.alignment import prepare_token_classification_dataset, tokenize_and_align_labels
 from ..metrics.ner import build_compute_metrics, preprocess_logits_for_metrics as argmax_logits
 from ..rewards.token import EntitySpanReward, TokenAccuracyReward, compute_token_rewards
+from ..rewards.token.span_feedback import words_to_positions
 from ..supervised import SupervisedRLTrainer
 from .collator import FORWARD_KEYS, MODEL_INPUT_KEYS, TokenClassificationRLCollator
 from .config import TokenClassificationRLConfig
@@ -242,6 +243,8 @@ class TokenClassificationRLTrainer(SupervisedRLTrainer):
         num_active = mask.sum()
         coefs = self.loss_coefficients()
         ce = token_cross_entropy(logits, labels)  # (B, T)
+        if args.ce_weight_column is not None:
+            ce = ce * self.ce_word_weights(extras, mask).to(ce.dtype)
         loss_sum = coefs["ce"] * masked_sum(ce, mask)
         self.record_metric("ce_loss", masked_sum(ce.detach(), mask), num_active)
         entropy = exact_entropy(logits, args.temperature)  # (B, T)
@@ -256,6 +259,17 @@ class TokenClassificationRLTrainer(SupervisedRLTrainer):
             self.record_metric("kl", masked_sum(kl.detach(), mask), num_active)
         self.record_metric("rl_active", float(self.rl_active()), 1)
         return loss_sum / self.loss_denominator(num_items_in_batch, num_active, logits.device)
+
+    def ce_word_weights(self, extras, mask) -> torch.Tensor:
+        """(B, T) per-position CE weights from the per-word `ce_weight_column` (first sub-token of each word)."""
+        column = self.args.ce_weight_column
+        if column not in extras:
+            raise ValueError(
+                f"ce_weight_column={column!r} but the batch has no such column (it has {sorted(extras)}). Fix: add "
+                "one weight per word to the dataset (e.g. feedback_dataset(..., ce_weight=True)) and keep "
+                "remove_unused_columns=False."
+            )
+        return words_to_positions(extras[column], mask, extras.get("num_words_kept"), column, dtype=torch.float32)
 
     def policy_gradient_term(self, logits, labels, mask, extras) -> torch.Tensor:
         """Samples K label sequences and the greedy one, scores them, and returns the summed PG surrogate."""

@@ -19,7 +19,7 @@ from .spans import extract_spans
 
 def words_to_positions(
     word_values: Sequence[Sequence[int]], word_mask: torch.Tensor, num_words_kept: Sequence[int] | None = None,
-    column: str = "feedback_word",
+    column: str = "feedback_word", dtype: torch.dtype = torch.long,
 ) -> torch.Tensor:
     """Places per-word values on the sub-token positions of their words: the k-th `True` of `word_mask[b]` is word k.
 
@@ -34,9 +34,10 @@ def words_to_positions(
         num_words_kept (`list[int]`, *optional*): Words left after truncation (the trainer's `num_words_kept` column);
             without it every word must have a position.
         column (`str`, *optional*, defaults to `"feedback_word"`): Name used in error messages.
+        dtype (`torch.dtype`, *optional*, defaults to `torch.long`): Of the result (`torch.float32` for weights).
 
     Returns:
-        `torch.LongTensor` of shape `(B, T)`, zero outside `word_mask`.
+        Tensor of shape `(B, T)` and `dtype`, zero outside `word_mask`.
 
     Example:
         >>> mask = torch.tensor([[False, True, False, True, True, False]])  # [CLS] w0 w0## w1 w2 [SEP]
@@ -45,7 +46,7 @@ def words_to_positions(
     """
     if len(word_values) != word_mask.shape[0]:
         raise ValueError(f"`{column}` has {len(word_values)} rows for a batch of {word_mask.shape[0]} sentences.")
-    out = torch.zeros(word_mask.shape, dtype=torch.long)
+    out = torch.zeros(word_mask.shape, dtype=dtype)
     for b, values in enumerate(word_values):
         positions = word_mask[b].nonzero().squeeze(-1).cpu()
         expected = len(values) if num_words_kept is None else int(num_words_kept[b])
@@ -56,7 +57,7 @@ def words_to_positions(
                 "tokenize with label_all_tokens=False (one label per word), and drop or replace words the tokenizer "
                 "turns into no sub-token."
             )
-        out[b, positions] = torch.as_tensor(list(values[: len(positions)]), dtype=torch.long)
+        out[b, positions] = torch.as_tensor(list(values[: len(positions)]), dtype=dtype)
     return out.to(word_mask.device)
 
 
