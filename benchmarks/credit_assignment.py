@@ -424,6 +424,40 @@ def steps_to_reach(curve: list[dict], target: float, metric: str = "rm_score") -
     return None
 
 
+def value_at_kl(curve: list[dict], kl: float, metric: str = "rm_score") -> float | None:
+    """`metric` where the run's KL to the start first reaches `kl`, interpolated linearly between the two evaluations
+    around it; None if the run never gets that far."""
+    for before, point in zip(curve, curve[1:]):
+        if point["kl"] >= kl:
+            if point["kl"] == before["kl"]:
+                return point[metric]
+            share = (kl - before["kl"]) / (point["kl"] - before["kl"])
+            return before[metric] + max(0.0, share) * (point[metric] - before[metric])
+    return None
+
+
+EQUAL_KL_LEVELS = (1.0, 3.0, 6.0, 10.0)
+"""KL levels (nats per completion) of the equal-KL table: within the range every arm crosses."""
+
+
+def equal_kl_table(by_arm: dict, order: list[str]) -> list[str]:
+    """Reward-model score and judge share positive at equal KL to the start, per arm: the comparison that removes the
+    'faster per step because it moves further' effect (interpolated between evaluations, so coarse)."""
+    lines = ["", "At equal KL to the starting policy (each seed's curve interpolated between evaluations; mean ± std "
+             "over the seeds that reach the level): reward-model log-odds / judge share positive", "",
+             "| KL (nats) | " + " | ".join(f"`{arm}`" for arm in order) + " |", "|---|" + "---|" * len(order)]
+    for level in EQUAL_KL_LEVELS:
+        cells = []
+        for arm in order:
+            scores = [v for v in (value_at_kl(r["curve"], level) for r in by_arm[arm]) if v is not None]
+            judged = [v for v in (value_at_kl(r["curve"], level, "judge_positive") for r in by_arm[arm]) if v is not None]
+            missing = len(by_arm[arm]) - len(scores)
+            cell = f"{_mean_std(scores)} / {statistics.fmean(judged):.3f}" if scores else "not reached"
+            cells.append(cell + (f" ({missing} seed(s) not reached)" if scores and missing else ""))
+        lines.append(f"| {level:g} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def report(results_dir: Path = RESULTS_DIR, plot_dir: Path | None = None) -> str:
     by_arm = load_results(results_dir)
     if not by_arm:
@@ -465,6 +499,7 @@ def report(results_dir: Path = RESULTS_DIR, plot_dir: Path | None = None) -> str
             cells.append(f"{_mean_std([p['rm_score'] for p in points])} / {statistics.fmean(p['judge_positive'] for p in points):.3f}"
                          f" / {statistics.fmean(p['kl'] for p in points):.2f}")
         lines.append(f"| {step} | " + " | ".join(cells) + " |")
+    lines += equal_kl_table(by_arm, order)
     unseeded = [r["name"] for arm in order for r in by_arm[arm] if r.get("adapter_init") != ADAPTER_INIT_SEEDED]
     if unseeded:
         lines += ["", f"Runs from before the adapter-initialisation seed fix ({len(unseeded)} of "

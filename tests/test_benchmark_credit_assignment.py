@@ -121,3 +121,22 @@ def test_the_doc_table_is_the_report_of_the_committed_results():
     assert f"{bench.TABLE_BEGIN}\n{bench.report()}\n{bench.TABLE_END}" in doc, (
         "docs/credit_assignment.md is stale: python benchmarks/credit_assignment.py report --write docs/credit_assignment.md"
     )
+
+
+def test_value_at_kl_interpolates_between_evaluations_and_the_report_compares_arms_at_equal_kl(tmp_path):
+    curve = [{"step": 0, "kl": 0.0, "rm_score": 0.0, "judge_positive": 0.5},
+             {"step": 50, "kl": 2.0, "rm_score": 1.0, "judge_positive": 0.6},
+             {"step": 100, "kl": 6.0, "rm_score": 3.0, "judge_positive": 0.8}]
+    assert bench.value_at_kl(curve, 1.0) == 0.5 and bench.value_at_kl(curve, 3.0) == 1.5
+    assert bench.value_at_kl(curve, 6.0, "judge_positive") == 0.8 and bench.value_at_kl(curve, 7.0) is None
+    # a run that moves further per step (KL 0.1 * step) and one that moves half as far, same score per step
+    for arm, seed, kl_per_step in [("sequence_last", 1, 0.05), ("shaping", 1, 0.1)]:
+        result = fake_result(arm, seed, [(50, 0.7), (100, 1.2)])
+        for point in result["curve"]:
+            point["kl"] = kl_per_step * point["step"]
+        (tmp_path / f"{arm}_seed{seed}.json").write_text(json.dumps(result))
+    table = bench.report(tmp_path)
+    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines() if line.startswith("| ")}
+    # at KL 3: sequence_last is at step 60 (0.7 + 0.1 * 0.5 = 0.8), shaping at step 30 (0.2 + 0.6 * 0.5 = 0.5)
+    assert rows["3"] == "| 3 | 0.800 / 0.500 | 0.500 / 0.500 |", rows["3"]
+    assert rows["6"] == "| 6 | not reached | 0.800 / 0.500 |", rows["6"]  # sequence_last ends at KL 5
