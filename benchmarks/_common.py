@@ -23,7 +23,10 @@ def config_from_yaml(cls, path, overrides: dict) -> object:
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"{path}: unknown keys {unknown}. Fix: use only {sorted(known)}.")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ValueError as error:  # a check in the dataclass's __post_init__: name the file
+        raise ValueError(f"{path}: {error}") from error
 
 
 def run_once(path: Path, produce: Callable[[], dict], label: str) -> bool:

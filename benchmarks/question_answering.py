@@ -83,6 +83,10 @@ class QAConfig:
     max_eval_samples: int | None = None
     num_threads: int = 1
 
+    def __post_init__(self):
+        if not 0 <= self.rl_start_step < self.steps:
+            raise ValueError(f"rl_start_step={self.rl_start_step} must be in [0, steps={self.steps}).")
+
     @classmethod
     def from_yaml(cls, path, **overrides) -> QAConfig:
         config = config_from_yaml(cls, path, overrides)
@@ -90,8 +94,6 @@ class QAConfig:
             raise ValueError(f"{path}: arm={config.arm!r} is not one of {ARMS}.")
         if (config.arm == "ce") != (config.rl_coef == 0):
             raise ValueError(f"{path}: arm={config.arm!r} with rl_coef={config.rl_coef}: only the 'ce' arm has rl_coef 0.")
-        if not 0 <= config.rl_start_step < config.steps:
-            raise ValueError(f"{path}: rl_start_step={config.rl_start_step} must be in [0, steps={config.steps}).")
         return config
 
     @property
@@ -143,7 +145,8 @@ def _args(config: QAConfig, output_dir: str, **overrides):
 
 def rl_coef_args(config: QAConfig) -> dict:
     """The arm's RL weight for the trainer: a constant `rl_coef`, or (`rl_start_step` > 0) a step schedule that is 0
-    before `rl_start_step` and `rl_coef` from there."""
+    before `rl_start_step` and `rl_coef` from there (`QuestionAnsweringRLConfig` has no `rl_start_step` field, unlike
+    the sequence classifier's config; the step `rl_coef_schedule` does the same)."""
     if config.rl_start_step == 0:
         return {"rl_coef": config.rl_coef}
     schedule = {"type": "step", "values": [0.0, config.rl_coef], "boundaries": [config.rl_start_step]}
@@ -267,8 +270,11 @@ def report(results_dir: Path = RESULTS_DIR) -> str:
     order = [arm for arm in ARMS if arm in by_arm]
     rl_arms = [arm for arm in order if arm != "ce"]
     chosen = None
-    if "ce" in by_arm and len(rl_arms) > 1:  # a choice only when the dev sweep has more than one RL weight
-        chosen = max(rl_arms, key=lambda arm: statistics.fmean(r["dev"]["f1"] for r in by_arm[arm].values()))
+    # a choice only when the dev sweep has more than one RL arm, on the seeds they all have (so it does not depend on
+    # which seeds ran first)
+    shared = sorted(set.intersection(*(set(by_arm[a]) for a in rl_arms))) if rl_arms else []
+    if "ce" in by_arm and len(rl_arms) > 1 and shared:
+        chosen = max(rl_arms, key=lambda arm: statistics.fmean(by_arm[arm][s]["dev"]["f1"] for s in shared))
     lines = [
         "| arm | rl_coef | RL from step | seeds | dev EM | dev F1 | test EM | test F1 | test EM − CE (paired) | test F1 − CE (paired) "
         "| s/step |",
@@ -297,7 +303,9 @@ def report(results_dir: Path = RESULTS_DIR) -> str:
                      + f" | {paired[0]} | {paired[1]} | {mean_std([runs[s]['seconds_per_step'] for s in seeds])} |")
     first = next(iter(next(iter(by_arm.values())).values()))
     lines += ["", f"Dev {first['num_dev_questions']} and test {first['num_test_questions']} questions; official SQuAD v1.1 "
-              "EM/F1 in percent; mean ± std over seeds; the paired columns are the per-seed differences to the CE arm."]
+              "EM/F1 in percent; mean ± std over seeds; the paired columns are the per-seed differences to the CE arm."
+              + (f" Chosen on dev: the RL arm with the best mean dev F1 over the seeds every RL arm has "
+                 f"({','.join(map(str, shared))})." if chosen else "")]
     return "\n".join(lines)
 
 

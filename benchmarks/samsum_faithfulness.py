@@ -8,7 +8,11 @@ user runs it (a subprocess); the arms differ only in `--faithfulness_level`:
     sequence    the same penalties summed into one reward per summary, on its last token (`SummedReward`)
 
 Both arms also get ROUGE-L against the reference as a sequence reward; everything else (data, steps, K, KL, learning
-rate, seeds) is the YAML's, the same for both, fixed before the first run.
+rate, seeds) is the YAML's, the same for both, fixed before the first run. What "per token" changes here, exactly:
+the trainer's advantages are undiscounted returns-to-go (gamma 1) minus the leave-one-out baseline, so a penalty on the
+tokens of an invented name also reaches every token before it; the arms differ on the tokens after the last invented
+name of a summary (penalised in the sequence arm, not in the token arm) and in how the penalty is spread over the
+entity's own tokens.
 
 Judged without circularity: the reward finds entities with the capitalised-span heuristic; the judge is an NER model
 (the packaged MiniLM, uncased, fine-tuned on CoNLL-2003 by `recipes/ner_lora.py`, built once into
@@ -17,8 +21,9 @@ hallucinated when its words do not occur in the dialogue. The heuristic rate (wh
 reported too, labelled as such.
 
 Evaluation: greedy summaries of all 819 SAMSum test dialogues (no length filter, prompts of up to 512 tokens kept
-from the right, so the instruction survives), ROUGE-1/2/L F1 (this package's implementation), words per summary,
-the judged and the heuristic hallucinated-entity rates. The starting model is scored once (`start.json`: greedy
+from the right, so the instruction survives; the few longer dialogues lose their first turns from the prompt, while
+entities are checked against the whole dialogue, so a name from a cut turn counts as faithful), ROUGE-1/2/L F1 (this
+package's implementation), words per summary, the judged and the heuristic hallucinated-entity rates. The starting model is scored once (`start.json`: greedy
 decoding makes it the same for every seed and arm).
 
     python benchmarks/samsum_faithfulness.py grid --seeds 1 2 3          # judge, start, then arm x seed

@@ -129,7 +129,11 @@ def report_task(task: str, results_dir: Path | None = None) -> str | None:
     metrics, scale, key = spec["metrics"], spec["scale"], spec["key"]  # key: the task's official metric
     order = [arm for arm in ARMS if arm in runs]
     rl_arms = [arm for arm in order if arm != "ce"]
-    chosen = max(rl_arms, key=lambda a: statistics.fmean(r["dev"][key] for r in runs[a].values())) if len(rl_arms) > 1 else None
+    # the choice compares the RL arms on the seeds they all have, so it does not depend on which seeds ran first
+    shared = sorted(set.intersection(*(set(runs[a]) for a in rl_arms))) if rl_arms else []
+    chosen = None
+    if len(rl_arms) > 1 and shared:
+        chosen = max(rl_arms, key=lambda a: statistics.fmean(runs[a][s]["dev"][key] for s in shared))
     names = " / ".join(metrics)
     lines = [f"**{spec['title']}**", "",
              f"| arm | rl_coef | RL from step | seeds | dev {names} | test {names} | test {key} − CE (paired) |",
@@ -146,6 +150,9 @@ def report_task(task: str, results_dir: Path | None = None) -> str | None:
         rl_from = "-" if ARMS[arm]["rl_coef"] == 0 else str(ARMS[arm]["rl_start_step"])
         lines.append(f"| {label} | {ARMS[arm]['rl_coef']:g} | {rl_from} | {','.join(map(str, seeds))} | {cells[0]} | {cells[1]} "
                      f"| {paired} |")
+    if chosen:
+        lines += ["", f"Chosen on dev: the RL arm with the best mean dev {key} over the seeds every RL arm has "
+                      f"({','.join(map(str, shared))})."]
     return "\n".join(lines)
 
 

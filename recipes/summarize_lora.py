@@ -79,7 +79,8 @@ class ScriptArguments:
                                         "summaries as a second opinion; the reward keeps its heuristic."},
     )
     eval_before_rl: bool = field(default=True, metadata={"help": "Score the starting model before RL."})
-    skip_rl: bool = field(default=False, metadata={"help": "Score the starting model only: no training, nothing saved."})
+    skip_rl: bool = field(default=False, metadata={"help": "Score the starting model only (results.json): no training, no "
+                                                           "model saved."})
     eval_max_new_tokens: int = field(default=48, metadata={"help": "Length cap of the greedy evaluation summaries."})
     instruction: str = field(
         default="Summarize the dialogue above in one sentence.",
@@ -148,15 +149,20 @@ def evaluate(model, tokenizer, data: datasets.Dataset, script_args: ScriptArgume
         model, tokenizer, data["prompt"], script_args.eval_max_new_tokens, batch_size=8,
         max_prompt_length=script_args.eval_max_prompt_length or args.max_prompt_length, sort_by_length=True,
     )
-    metrics = summary_metrics(predictions, data["reference"], data["context"], judge_extractor=judge)
-    metrics["seconds"] = time.time() - start
     records = summary_records(predictions, data["reference"], data["context"], judge_extractor=judge)
+    metrics = summary_metrics(predictions, data["reference"], data["context"], judge_extractor=judge, records=records)
+    metrics["seconds"] = time.time() - start
     for record, text in zip(records, predictions):
         record["summary"] = text
     return metrics, records
 
 
 def main(script_args: ScriptArguments, args: GenerationRLConfig, model_args: TokenLevelModelConfig) -> dict:
+    # TrlParser checks `choices` on the command line only, not in the YAML: check here
+    for name in ("data_source", "faithfulness_level"):
+        allowed = ScriptArguments.__dataclass_fields__[name].metadata["choices"]
+        if getattr(script_args, name) not in allowed:
+            raise ValueError(f"{name}={getattr(script_args, name)!r} is not one of {allowed} (check the YAML and the flags).")
     results_path = script_args.results_path or os.path.join(args.output_dir, "results.json")
     train_split = "train" if script_args.data_source == "hub" else "validation"
     train = build_rows(load_split(script_args, train_split), script_args, script_args.max_train_prompts)

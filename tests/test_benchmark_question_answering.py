@@ -53,8 +53,10 @@ def test_the_schedule_arm_trains_with_ce_alone_until_rl_start_step_then_adds_rl(
     assert rl_weights(late) == ([0.0, 0.0, 1.0, 1.0], [1.0, 1.0])
     assert rl_weights(bench.QAConfig.from_yaml(CONFIGS / "ce_rl.yaml")) == ([1.0] * 4, [1.0, 1.0])
     (tmp_path / "late.yaml").write_text("arm: ce_then_rl\nrl_coef: 1.0\nrl_start_step: 100\n")
-    with pytest.raises(ValueError, match="rl_start_step=100 must be in"):
+    with pytest.raises(ValueError, match="late.yaml: rl_start_step=100 must be in"):
         bench.QAConfig.from_yaml(tmp_path / "late.yaml")
+    with pytest.raises(ValueError, match="rl_start_step=-1 must be in"):
+        bench.QAConfig(arm="ce_then_rl", rl_coef=1.0, rl_start_step=-1)
 
 
 def test_warm_and_continuation_questions_are_disjoint_cover_the_split_and_depend_on_the_seed():
@@ -77,20 +79,24 @@ def fake_result(arm, rl_coef, seed, dev_f1, test_em, test_f1):
 def test_report_pairs_seeds_with_ce_and_marks_the_rl_arm_chosen_on_dev(tmp_path):
     runs = [("ce", 0.0, 1, 60.0, 50.0, 61.0), ("ce", 0.0, 2, 62.0, 52.0, 63.0),
             ("ce_rl", 1.0, 1, 61.0, 51.0, 63.0), ("ce_rl", 1.0, 2, 61.0, 52.0, 66.0),
-            ("ce_rl_0.3", 0.3, 1, 63.0, 49.0, 60.0), ("ce_rl_0.3", 0.3, 2, 63.0, 50.0, 62.0)]
+            ("ce_rl_0.3", 0.3, 1, 65.0, 49.0, 60.0), ("ce_rl_0.3", 0.3, 2, 61.0, 50.0, 62.0),
+            ("ce_then_rl", 1.0, 1, 64.0, 50.0, 61.0)]
     for row in runs:
         (tmp_path / f"{row[0]}_seed{row[2]}.json").write_text(json.dumps(fake_result(*row)))
     table = bench.report(tmp_path)
     rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()}
-    # ce_rl_0.3 has the higher mean dev F1 (63 vs 61), so it is the one chosen, even though ce_rl is better on test
+    # compared on seed 1, the only seed every RL arm has: ce_rl_0.3 65 > ce_then_rl 64 > ce_rl 61, so ce_rl_0.3 is
+    # chosen (though ce_rl is better on test, and ce_then_rl's one seed beats ce_rl_0.3's two-seed mean, 63)
     assert "ce_rl_0.3 (chosen on dev)" in rows and "ce_rl" in rows
     assert "| 2.50 ± 0.71 (seeds 1,2) |" in rows["ce_rl"]  # test F1 - CE per seed: +2, +3
     assert "| -1.00 ± 0.00 (seeds 1,2) |" in rows["ce_rl_0.3 (chosen on dev)"]
     assert "| 62.00 ± 1.41 |" in rows["ce"]  # test F1 of CE: 61, 63
     assert rows["warm start (CE, shared)"].startswith("| warm start (CE, shared) | 0 | - | 1,2 | 41.50 ± 0.71 | 51.50 ± 0.71 |")
     assert rows["ce"].startswith("| ce | 0 | - | 1,2 |") and rows["ce_rl"].startswith("| ce_rl | 1 | 0 | 1,2 |")
-    for seed in (1, 2):  # one RL weight left: nothing was chosen, nothing is marked
+    assert "over the seeds every RL arm has (1)." in table
+    for seed in (1, 2):  # one RL arm left: nothing was chosen, nothing is marked
         (tmp_path / f"ce_rl_0.3_seed{seed}.json").unlink()
+    (tmp_path / "ce_then_rl_seed1.json").unlink()
     assert "chosen" not in bench.report(tmp_path)
     doc = tmp_path / "doc.md"
     doc.write_text(f"intro\n{bench.TABLE_BEGIN}\nold\n{bench.TABLE_END}\noutro\n")

@@ -345,6 +345,16 @@ def test_ce_weights_from_feedback_make_ce_on_the_shown_labels_partial_label_ce(t
     assert shown_sum > weighted_sum * 1.1  # the rejected and unjudged words' CE is really left out
     with pytest.raises(ValueError, match="ce_weight_column='ce_weight' but the batch has no such column"):
         ce_sum(feedback_dataset([record] * 4, NAMES), ce_weight_column="ce_weight")
+    from trl_tokenlevel import TokenClassificationRLConfig
+
+    with pytest.raises(ValueError, match="label_all_tokens=True labels every sub-token"):
+        TokenClassificationRLConfig(output_dir=str(tmp_path), report_to="none", ce_weight_column="ce_weight",
+                                    label_all_tokens=True)
+    # an accepted stray I-LOC run: its right tag is B-LOC, not the shown I-LOC, so that word is left out of CE
+    stray = {"tokens": ["w1", "w26"], "shown_labels": ["O", "I-LOC"],
+             "feedback": [{"start": 1, "end": 2, "type": "LOC", "accepted": True}]}
+    assert partial_label_targets(stray["shown_labels"], stray["feedback"], NAMES) == [0, 3]
+    assert feedback_dataset([stray], NAMES, ce_weight=True)[0]["ce_weight"] == [1.0, 0.0]
     # mixed with the feedback reward: a step runs, both terms active
     trainer = TokenLevelRLTrainer(
         tiny_bert(), reward_funcs=[SpanFeedbackReward()], train_dataset=weighted, processing_class=word_tokenizer(),

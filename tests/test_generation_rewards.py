@@ -70,7 +70,14 @@ def test_summed_reward_puts_the_dense_signal_into_one_sequence_reward_on_the_las
     assert placed[0, :-1].abs().sum() == 0 and placed[0, -1].item() == total
     assert per["EntityFaithfulnessReward_summed"][2][0].tolist() == [False] * (len(ids) - 1) + [True]
     with pytest.raises(ValueError, match="returned 2 values for completion 0"):
-        SummedReward(lambda *a, **k: [[0.0, 1.0]])(["p"], ["x"], [[7, 8, 9]])
+        SummedReward(lambda **k: [[0.0, 1.0]])(["p"], ["x"], [[7, 8, 9]])
+    with pytest.raises(ValueError, match="returned None for 1 completions"):
+        SummedReward(lambda **k: None)(["p"], ["x"], [[7]])
+
+    def trl_style(completions, **kwargs):  # TRL's reward signature: keyword arguments only
+        return [[1.0] * len(ids) for ids in kwargs["completion_ids"]]
+
+    assert SummedReward(trl_style)(["p", "p"], ["x", "y"], [[7, 8], [9]]) == [2.0, 1.0]
 
 
 def test_entity_faithfulness_with_an_ner_model():
@@ -143,5 +150,24 @@ def test_greedy_completions_sorted_by_length_come_back_in_prompt_order():
     prompts = prompt_dataset(7, seed=3)["prompt"]
     assert len({len(p) for p in prompts}) > 2  # mixed lengths, so sorting reorders them
     one_by_one = greedy_completions(model, tok, prompts, max_new_tokens=5, batch_size=1)
-    sorted_batches = greedy_completions(model, tok, prompts, max_new_tokens=5, batch_size=1, sort_by_length=True)
+    sorted_batches = greedy_completions(model, tok, prompts, max_new_tokens=5, batch_size=3, sort_by_length=True)
     assert sorted_batches == one_by_one and len(set(one_by_one)) > 1
+
+
+def test_summary_metrics_count_what_the_records_list():
+    from trl_tokenlevel.generation.evaluate import summary_metrics, summary_records
+
+    predictions = ["Amanda meets Boris.", "Tom calls.", "nobody"]
+    references = ["Amanda meets Tom.", "Tom calls Ann.", "x"]
+    sources = ["Amanda: hi", "Tom: call me", "y"]
+    judge = lambda text: [(0, len(text.split()[0]))]  # noqa: E731 - the first word is the only entity
+    records = summary_records(predictions, references, sources, judge_extractor=judge)
+    assert [r["hallucinated"] for r in records] == [["Boris"], [], []]
+    assert [r["judged_entities"] for r in records] == [["Amanda"], ["Tom"], ["nobody"]]
+    assert [r["judged_hallucinated"] for r in records] == [[], [], ["nobody"]]
+    direct = summary_metrics(predictions, references, sources, judge_extractor=judge)
+    assert direct == summary_metrics(predictions, references, sources, judge_extractor=judge, records=records)
+    assert (direct["entities"], direct["hallucinated_entities"], direct["judged_entities"], direct["judged_hallucinated_entities"]) == (3, 1, 3, 1)
+    assert direct["judged_hallucinated_entity_rate"] == pytest.approx(100 / 3)
+    with pytest.raises(ValueError, match="3 predictions, 2 references and 3 sources"):
+        summary_records(predictions, references[:2], sources)

@@ -116,3 +116,6 @@ def test_summarize_recipe_names_the_line_of_a_bad_jsonl_row(tmp_path):
     (tmp_path / "test.jsonl").write_text('{"context": "A: hi", "response": "A says hi."}\n')
     rows = recipe.build_rows(recipe.load_split(args, "test"), args, limit=5)
     assert rows[0]["reference"] == "A says hi." and rows[0]["prompt"][0]["content"].endswith(args.instruction)
+    # choices are checked for YAML values too (TrlParser checks them on the command line only)
+    with pytest.raises(ValueError, match="faithfulness_level='Sequence' is not one of \\['token', 'sequence'\\]"):
+        recipe.main(recipe.ScriptArguments(data_dir=str(tmp_path), faithfulness_level="Sequence"), None, None)

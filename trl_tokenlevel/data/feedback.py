@@ -212,8 +212,11 @@ def feedback_dataset(records: Sequence[Mapping], label_list: Sequence[str], wher
         where (`str`, *optional*, defaults to `"record"`): Prefix of error messages (`"<where> 3"` for the 4th).
         ce_weight (`bool`, *optional*, defaults to `False`): Add a `ce_weight` column for the trainer's
             `ce_weight_column`: per word 1.0 where [`partial_label_targets`] has a label (accepted entities and the
-            shown `O`), 0.0 on the words of rejected and unjudged entities. CE on the shown labelling with these
-            weights is partial-label CE, so it can be mixed with the policy gradient of `SpanFeedbackReward`.
+            shown `O`), 0.0 on the words of rejected and unjudged entities (and on the first word of an accepted
+            stray `I-X` run, whose right tag `B-X` is not the shown one). CE on the shown labelling with these
+            weights is partial-label CE up to that word and the normaliser (the trainer divides by every word, so
+            the CE term is scaled by the share of weighted words), and it can be mixed with the policy gradient of
+            `SpanFeedbackReward`.
 
     Returns:
         `datasets.Dataset` with `id`, `tokens`, `ner_tags` (the *shown* labelling as a `ClassLabel` sequence, so the
@@ -233,9 +236,11 @@ def feedback_dataset(records: Sequence[Mapping], label_list: Sequence[str], wher
         columns["feedback_word"].append(feedback_word_values(len(record["tokens"]), record["feedback"]))
         columns["missed"].append(record["missed"])
         columns["feedback_bits"].append(len(record["feedback"]))
-        if ce_weight:
+        if ce_weight:  # 1 where partial-label CE has a target and it is the shown tag (CE reads the shown tags);
+            # an accepted stray `I-X` run, whose partial-label target is `B-X`, gets 0 on that word instead
             targets = partial_label_targets(record["shown_labels"], record["feedback"], label_list)
-            columns["ce_weight"].append([0.0 if t == IGNORE_INDEX else 1.0 for t in targets])
+            shown = columns["ner_tags"][-1]
+            columns["ce_weight"].append([1.0 if t != IGNORE_INDEX and t == s else 0.0 for t, s in zip(targets, shown)])
     features = Features({
         "id": Value("string"), "tokens": SequenceFeature(Value("string")),
         "ner_tags": SequenceFeature(ClassLabel(names=list(label_list))),

@@ -45,20 +45,22 @@ def greedy_completions(model, tokenizer, prompts: list, max_new_tokens: int, bat
 
 
 def summary_metrics(predictions: list[str], references: list[str], sources: list[str], extractor=capitalized_entities,
-                    judge_extractor=None) -> dict:
+                    judge_extractor=None, records: list[dict] | None = None) -> dict:
     """ROUGE-1/2/L F1 (percent) and the hallucinated-entity rate: the share (percent) of the entities in all the
     predictions that do not occur in their source (micro-average), with the counts behind it. Entities come from
     `extractor` (default: the capitalised-span heuristic, which `EntityFaithfulnessReward` also uses); with
     `judge_extractor` (e.g. a [`NEREntityExtractor`] over an NER model) the same three numbers are added as
     `judged_hallucinated_entity_rate`, `judged_entities` and `judged_hallucinated_entities`: a second opinion that
-    does not share the reward's entity finder."""
+    does not share the reward's entity finder. Pass the [`summary_records`] of the same texts as `records` to count
+    from them instead of running the extractors again."""
+    if records is None:
+        records = summary_records(predictions, references, sources, extractor, judge_extractor)
+    elif len(records) != len(predictions):
+        raise ValueError(f"Got {len(records)} records for {len(predictions)} predictions.")
     scores = rouge_scores(predictions, references)
-    finders = {"": extractor} if judge_extractor is None else {"": extractor, "judged_": judge_extractor}
-    for prefix, finder in finders.items():
-        entities = hallucinated = 0
-        for prediction, source in zip(predictions, sources):
-            found, missing = hallucinated_entities(prediction, source, finder)
-            entities, hallucinated = entities + found, hallucinated + missing
+    for prefix in ("", "judged_") if judge_extractor is not None else ("",):
+        entities = sum(len(r[f"{prefix}entities"]) for r in records)
+        hallucinated = sum(len(r[f"{prefix}hallucinated"]) for r in records)
         scores[f"{prefix}hallucinated_entity_rate"] = 100.0 * hallucinated / max(entities, 1)
         scores[f"{prefix}entities"] = entities
         scores[f"{prefix}hallucinated_entities"] = hallucinated
@@ -69,8 +71,11 @@ def summary_metrics(predictions: list[str], references: list[str], sources: list
 def summary_records(predictions: list[str], references: list[str], sources: list[str], extractor=capitalized_entities,
                     judge_extractor=None) -> list[dict]:
     """One record per summary with what [`summary_metrics`] counts: its ROUGE-L (percent), word count, and the
-    entities found (and those absent from the source) by `extractor` and, when given, `judge_extractor`; the corpus
-    numbers can be recomputed from these records."""
+    entities found (and those absent from the source) by `extractor` and, when given, `judge_extractor` (keys
+    prefixed `judged_`); the corpus numbers can be recomputed from these records."""
+    if not len(predictions) == len(references) == len(sources):
+        raise ValueError(f"Got {len(predictions)} predictions, {len(references)} references and {len(sources)} sources: "
+                         "one of each per example.")
     finders = {"": extractor} if judge_extractor is None else {"": extractor, "judged_": judge_extractor}
     records = []
     for prediction, reference, source in zip(predictions, references, sources):

@@ -51,10 +51,12 @@ class TokenClassificationRLConfig(SupervisedRLConfig):
         default=None,
         metadata={
             "help": "Dataset column with one weight per word that multiplies that word's CE term (e.g. 0 = leave the "
-            "word out of CE, 1 = keep it); the RL term and the normaliser N are unchanged. With feedback data, "
+            "word out of CE, 1 = keep it); the RL term and the normaliser N (every labelled word) are unchanged, so "
+            "weights of 0 scale the CE term down, and the logged ce_loss is the weighted one. With feedback data, "
             "`feedback_dataset(records, labels, ce_weight=True)` gives partial-label weights (0 on the words of "
             "rejected or unjudged entities), so CE learns from the accepted entities and the shown O while the "
-            "policy gradient also uses the rejections. None = every labelled word has weight 1."
+            "policy gradient also uses the rejections. Needs label_all_tokens=False (one label per word). None = "
+            "every labelled word has weight 1."
         },
     )
     precompute_reference_logprobs: bool = field(
@@ -84,6 +86,11 @@ class TokenClassificationRLConfig(SupervisedRLConfig):
             raise ValueError(
                 f"eval_stride={self.eval_stride} must be >= 0 and smaller than max_length={self.max_length} (minus the "
                 f"tokenizer's special tokens). Fix: lower eval_stride, e.g. to {self.max_length // 4}."
+            )
+        if self.ce_weight_column is not None and self.label_all_tokens:
+            raise ValueError(
+                f"ce_weight_column={self.ce_weight_column!r} holds one weight per word, but label_all_tokens=True labels "
+                "every sub-token, so the weights cannot be matched to positions. Fix: label_all_tokens=False."
             )
         if self.reset_reference_at_rl_start and self.kl_coef == 0:
             raise ValueError("reset_reference_at_rl_start needs kl_coef > 0 (the reference is only used by the KL).")

@@ -179,10 +179,13 @@ class SummedReward(CompletionReward):
         return f"{reward_name(self.reward)}_summed"
 
     def __call__(self, prompts, completions, completion_ids, **kwargs) -> list:
-        values = self.reward(prompts, completions, completion_ids, **kwargs)
+        # by keyword, as the trainer calls rewards: TRL-style `def r(completions, **kwargs)` works wrapped too
+        values = self.reward(prompts=prompts, completions=completions, completion_ids=completion_ids, **kwargs)
         name = reward_name(self.reward)
-        if len(values) != len(completion_ids):
-            raise ValueError(f"Reward {name!r} returned {len(values)} entries for {len(completion_ids)} completions.")
+        if values is None or len(values) != len(completion_ids):
+            found = "None" if values is None else f"{len(values)} entries"
+            raise ValueError(f"Reward {name!r} (in SummedReward) returned {found} for {len(completion_ids)} "
+                             "completions; return one per completion.")
         out = []
         for index, (value, ids) in enumerate(zip(values, completion_ids)):
             if value is None or _is_sequence_reward(value):
