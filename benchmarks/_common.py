@@ -8,6 +8,8 @@ import dataclasses
 import json
 import os
 import statistics
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -95,3 +97,28 @@ def grid_report_main(argv, doc: str, arms, run_grid: Callable, report: Callable[
     print(table)
     if opts.write:
         write_between_markers(Path(opts.write), table, *markers)
+
+
+def recipe_env(**extra) -> dict:
+    """The environment a benchmark runs a recipe in: this one, one OpenMP thread unless OMP_NUM_THREADS is set,
+    transformers' errors only."""
+    return {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "TRANSFORMERS_VERBOSITY": "error",
+            **extra}
+
+
+def run_recipe_command(cmd: list[str], cwd: Path, output_dir: str, env: dict | None = None,
+                       masks: dict[str, str] | None = None) -> dict:
+    """Runs a recipe command (a subprocess; a failure raises) and returns what every run's JSON records about it: the
+    command as a user types it (`python ...`, the scratch `output_dir` and each `masks` key replaced by its value), the
+    wall seconds, the machine and the date."""
+    env = env or recipe_env()
+    started = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, env=env, check=True)
+    command = " ".join(["python"] + cmd[1:]).replace(output_dir, "<output_dir>")
+    for text, mask in (masks or {}).items():
+        command = command.replace(text, mask)
+    return {
+        "command": command, "wall_seconds": round(time.perf_counter() - started, 1),
+        "machine": f"{os.cpu_count()} CPU cores, OMP_NUM_THREADS={env.get('OMP_NUM_THREADS')}",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }

@@ -21,17 +21,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import grid_report_main, mean_std, run_once  # noqa: E402
+from _common import grid_report_main, mean_std, run_once, run_recipe_command  # noqa: E402
 
 RESULTS = REPO_ROOT / "docs" / "results" / "samsum_dialogue"
 ARMS = {"token": ["--overlap_reward", "token"], "rougeL": ["--overlap_reward", "rougeL"]}
@@ -65,18 +63,13 @@ def run(arm: str, seed: int, results_dir: Path | None = None, extra_args=()) -> 
 def run_recipe(arm: str, seed: int, extra_args=()) -> dict:
     output_dir = tempfile.mkdtemp(prefix=f"dialogue_{arm}_seed{seed}_")
     try:
-        cmd = command(arm, seed, output_dir, extra_args)
-        started = time.perf_counter()
-        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "TRANSFORMERS_VERBOSITY": "error"}
-        subprocess.run(cmd, cwd=REPO_ROOT, env=env, check=True)
+        provenance = run_recipe_command(command(arm, seed, output_dir, extra_args), REPO_ROOT, output_dir)
         results = json.loads((Path(output_dir) / "results.json").read_text())
         return {
-            "arm": arm, "seed": seed, "command": " ".join(["python"] + cmd[1:]).replace(output_dir, "<output_dir>"),
+            "arm": arm, "seed": seed,
             **{k: results[k] for k in ("before", "after", "judge", "train_seconds", "train_examples", "eval_examples",
                                        "steps", "log_history", "config", "replies")},
-            "wall_seconds": round(time.perf_counter() - started, 1),
-            "machine": f"{os.cpu_count()} CPU cores, OMP_NUM_THREADS={env['OMP_NUM_THREADS']}",
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            **provenance,
         }
     finally:
         shutil.rmtree(output_dir, ignore_errors=True)

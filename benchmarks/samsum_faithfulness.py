@@ -48,7 +48,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import grid_report_main, mean_std, run_once  # noqa: E402
+from _common import grid_report_main, mean_std, recipe_env, run_once, run_recipe_command  # noqa: E402
 
 RESULTS = REPO_ROOT / "docs" / "results" / "samsum_faithfulness"
 JUDGE_DIR = REPO_ROOT / ".cache" / "samsum_faithfulness" / "ner_judge"
@@ -75,8 +75,7 @@ LABELS = {
 
 
 def _env() -> dict:
-    return {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "TRANSFORMERS_VERBOSITY": "error",
-            "HF_HUB_OFFLINE": "1"}
+    return recipe_env(HF_HUB_OFFLINE="1")
 
 
 def build_judge(judge_dir: Path = JUDGE_DIR, results_dir: Path | None = None, extra_args=()) -> Path:
@@ -118,23 +117,16 @@ def run(arm: str | None, seed: int, results_dir: Path | None = None, judge_dir: 
 def run_recipe(arm: str | None, seed: int, judge_dir: Path = JUDGE_DIR, extra_args=()) -> dict:
     output_dir = tempfile.mkdtemp(prefix=f"samsum_faithfulness_{arm or 'start'}_seed{seed}_")
     try:
-        cmd = command(arm, seed, output_dir, judge_dir, extra_args)
-        started = time.perf_counter()
-        subprocess.run(cmd, cwd=REPO_ROOT, env=_env(), check=True)
+        provenance = run_recipe_command(command(arm, seed, output_dir, judge_dir, extra_args), REPO_ROOT, output_dir,
+                                        env=_env(), masks={str(judge_dir): "<judge_dir>"})
         results = json.loads((Path(output_dir) / "results.json").read_text())
         keep = ("before", "eval_prompts", "config", "summaries") if arm is None else (
             "after", "train_seconds", "train_prompts", "eval_prompts", "steps", "log_history", "config", "summaries")
         summaries = results["summaries"]
         if arm is not None:  # the starting model's summaries live in start.json
             summaries = [{k: v for k, v in s.items() if k != "before"} for s in summaries]
-        return {
-            "arm": arm or "start", "seed": seed,
-            "command": " ".join(["python"] + cmd[1:]).replace(output_dir, "<output_dir>").replace(str(judge_dir), "<judge_dir>"),
-            **{k: results[k] for k in keep if k != "summaries"}, "summaries": summaries,
-            "wall_seconds": round(time.perf_counter() - started, 1),
-            "machine": f"{os.cpu_count()} CPU cores, OMP_NUM_THREADS={_env()['OMP_NUM_THREADS']}",
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        }
+        return {"arm": arm or "start", "seed": seed, **{k: results[k] for k in keep if k != "summaries"},
+                "summaries": summaries, **provenance}
     finally:
         shutil.rmtree(output_dir, ignore_errors=True)
 

@@ -29,20 +29,17 @@ train log). A finished run is skipped; a `.running` file next to it makes other 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import grid_report_main, mean_std, run_once  # noqa: E402
+from _common import grid_report_main, mean_std, run_once, run_recipe_command  # noqa: E402
 
 ARMS = {
     "ce": {"rl_coef": 0.0, "rl_start_step": 0},
@@ -90,22 +87,15 @@ def run_recipe(task: str, arm: str, seed: int, max_steps: int | None = None, ext
     """Runs the recipe in a scratch folder (removed after) and returns the run's JSON record."""
     output_dir = tempfile.mkdtemp(prefix=f"{task}_{arm}_seed{seed}_")
     try:
-        cmd = command(task, arm, seed, output_dir, max_steps, extra_args)
-        started = time.perf_counter()
-        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "TRANSFORMERS_VERBOSITY": "error"}
-        subprocess.run(cmd, cwd=REPO_ROOT, env=env, check=True)
-        seconds = time.perf_counter() - started
+        provenance = run_recipe_command(command(task, arm, seed, output_dir, max_steps, extra_args), REPO_ROOT, output_dir)
         scores = json.loads((Path(output_dir) / "all_results.json").read_text())
         state = json.loads((Path(output_dir) / "trainer_state.json").read_text())
         return {
             "task": task, "arm": arm, **ARMS[arm], "seed": seed,
-            "command": " ".join(["python"] + cmd[1:]).replace(output_dir, "<output_dir>"),
             "dev": {k[len("eval_"):]: v for k, v in scores.items() if k.startswith("eval_")},
             "test": {k[len("predict_"):]: v for k, v in scores.items() if k.startswith("predict_")},
-            "wall_seconds": round(seconds, 1),
             "train_log": state["log_history"],
-            "machine": f"{os.cpu_count()} CPU cores, OMP_NUM_THREADS={env['OMP_NUM_THREADS']}",
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            **provenance,
         }
     finally:
         shutil.rmtree(output_dir, ignore_errors=True)

@@ -2,6 +2,7 @@
 report's paired differences and dev choice."""
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def test_report_pairs_seeds_with_ce_and_marks_the_rl_arm_chosen_on_dev(tmp_path)
 
 def test_a_finished_or_running_run_is_skipped(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(bench.subprocess, "run", lambda cmd, **kwargs: calls.append(cmd))
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kwargs: calls.append(cmd))  # the recipe is not run
     (tmp_path / "ce_seed1.json").write_text("{}")
     (tmp_path / "ce_rl_seed1.running").touch()
     bench.run("sst2", "ce", 1, tmp_path)

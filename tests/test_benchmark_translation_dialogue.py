@@ -87,7 +87,6 @@ def test_translation_report_pairs_each_arm_with_the_warm_up_and_the_supervised_c
 def test_finished_or_running_runs_are_skipped(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(bench.subprocess, "run", lambda cmd, **kwargs: calls.append(cmd))
-    monkeypatch.setattr(dialogue_bench.subprocess, "run", lambda cmd, **kwargs: calls.append(cmd))
     (tmp_path / "sft_seed1.json").write_text("{}")
     (tmp_path / "token_rl_seed1.running").touch()
     bench.run("sft", 1, tmp_path, tmp_path / "cache")
