@@ -398,6 +398,24 @@ def run(config: CreditConfig, results_dir: Path = RESULTS_DIR, force: bool = Fal
     return path
 
 
+def is_unseeded(path: Path) -> bool:
+    """Whether `path` holds a run from before the adapter-initialisation seed fix (no `adapter_init` record)."""
+    try:
+        return json.loads(Path(path).read_text()).get("adapter_init") != ADAPTER_INIT_SEEDED
+    except FileNotFoundError:
+        return False
+
+
+def run_grid(seeds, arms, results_dir: Path = RESULTS_DIR, rerun_unseeded: bool = False) -> None:
+    """Every arm x seed whose JSON is missing; with `rerun_unseeded`, also the runs from before the seed fix (their
+    JSON is replaced by the rerun's). Two grids can share the queue."""
+    for seed in seeds:
+        for arm in arms:
+            config = CreditConfig.from_yaml(CONFIG_DIR / f"{arm}.yaml", seed=seed)
+            path = Path(results_dir) / f"{config.name}.json"
+            run(config, Path(results_dir), force=rerun_unseeded and is_unseeded(path))
+
+
 # > Report
 
 
@@ -573,6 +591,8 @@ def main(argv=None) -> None:
     grid.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     grid.add_argument("--arms", nargs="+", default=list(ARMS))
     grid.add_argument("--results_dir", default=str(RESULTS_DIR))
+    grid.add_argument("--rerun_unseeded", action="store_true",
+                      help="also rerun (and replace) the runs from before the adapter-initialisation seed fix")
     rep = sub.add_parser("report", help="table (stdout) and plots from the JSONs")
     rep.add_argument("--results_dir", default=str(RESULTS_DIR))
     rep.add_argument("--plot_dir", default=str(REPO_ROOT / "docs"))
@@ -583,9 +603,7 @@ def main(argv=None) -> None:
         config = CreditConfig.from_yaml(opts.config, seed=opts.seed, max_steps=opts.max_steps, learning_rate=opts.learning_rate)
         run(config, Path(opts.results_dir), force=opts.force)
     elif opts.command == "grid":
-        for seed in opts.seeds:
-            for arm in opts.arms:
-                run(CreditConfig.from_yaml(CONFIG_DIR / f"{arm}.yaml", seed=seed), Path(opts.results_dir))
+        run_grid(opts.seeds, opts.arms, Path(opts.results_dir), opts.rerun_unseeded)
     else:
         table = report(Path(opts.results_dir), Path(opts.plot_dir))
         print(table)

@@ -140,3 +140,16 @@ def test_value_at_kl_interpolates_between_evaluations_and_the_report_compares_ar
     # at KL 3: sequence_last is at step 60 (0.7 + 0.1 * 0.5 = 0.8), shaping at step 30 (0.2 + 0.6 * 0.5 = 0.5)
     assert rows["3"] == "| 3 | 0.800 / 0.500 | 0.500 / 0.500 |", rows["3"]
     assert rows["6"] == "| 6 | not reached | 0.800 / 0.500 |", rows["6"]  # sequence_last ends at KL 5
+
+
+def test_grid_reruns_only_the_runs_from_before_the_seed_fix_when_asked(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(bench, "train_one", lambda config: calls.append(config.name) or
+                        {"name": config.name, "adapter_init": bench.ADAPTER_INIT_SEEDED})
+    (tmp_path / "abc_seed1.json").write_text(json.dumps({"name": "abc_seed1"}))  # before the fix
+    (tmp_path / "abc_seed2.json").write_text(json.dumps({"name": "abc_seed2", "adapter_init": bench.ADAPTER_INIT_SEEDED}))
+    bench.run_grid([1, 2, 3], ["abc"], tmp_path)
+    assert calls == ["abc_seed3"]  # by default only what is missing
+    bench.run_grid([1, 2, 3], ["abc"], tmp_path, rerun_unseeded=True)
+    assert calls == ["abc_seed3", "abc_seed1"]  # the old run is replaced; the seeded ones are kept
+    assert not bench.is_unseeded(tmp_path / "abc_seed1.json") and not bench.is_unseeded(tmp_path / "missing.json")
