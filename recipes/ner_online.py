@@ -95,10 +95,18 @@ def write_plot(curves: dict, path: str, title: str) -> None:
 
 
 def write_table(curves: dict, path: str) -> str:
+    """Two Markdown tables, entity F1 in percent: per run the old/new F1 at the start, the old F1's minimum and the
+    end; then every evaluation point (the table docs/online.md shows)."""
     lines = ["| run | old F1 start | old F1 min | old F1 end | new F1 start | new F1 end |", "|---|---|---|---|---|---|"]
     for name, c in curves.items():
-        lines.append(f"| {name} | {c['old_f1'][0]:.3f} | {min(c['old_f1']):.3f} | {c['old_f1'][-1]:.3f} | "
-                     f"{c['new_f1'][0]:.3f} | {c['new_f1'][-1]:.3f} |")
+        lines.append(f"| {name} | {100 * c['old_f1'][0]:.1f} | {100 * min(c['old_f1']):.1f} | {100 * c['old_f1'][-1]:.1f} | "
+                     f"{100 * c['new_f1'][0]:.1f} | {100 * c['new_f1'][-1]:.1f} |")
+    seen = next(iter(curves.values()))["examples_seen"]
+    lines += ["", "Every evaluation point (entity F1, %):", "",
+              "| new sentences streamed | " + " | ".join(map(str, seen)) + " |", "|---|" + "---|" * len(seen)]
+    for name, c in curves.items():
+        for part in ("old", "new"):
+            lines.append(f"| {name}, {part} F1 | " + " | ".join(f"{100 * f:.1f}" for f in c[f"{part}_f1"]) + " |")
     text = "\n".join(lines) + "\n"
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w") as f:

@@ -60,4 +60,6 @@ def test_recipe_streams_new_data_and_writes_curves_plot_and_table(tmp_path):
     assert curves["no replay"]["old_f1"][0] == curves["replay 16 (+4/update)"]["old_f1"][0]
     assert (tmp_path / "online.png").stat().st_size > 10_000
     table = (tmp_path / "t.md").read_text().splitlines()
-    assert len(table) == 4 and table[2].startswith("| no replay |")
+    assert len(table) == 13 and table[2].startswith("| no replay |") and table[7].startswith("| new sentences streamed | 0 | 16 | 32 |")
+    start = f"{100 * curves['no replay']['old_f1'][0]:.1f}"  # percent, as every other doc
+    assert table[2].split(" | ")[1] == start and table[9].startswith(f"| no replay, old F1 | {start} |")
