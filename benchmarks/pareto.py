@@ -130,9 +130,9 @@ def report(record: dict, doc_prefix: str) -> None:
              f"![Pareto plot]({os.path.basename(doc_prefix)}.png)", "",
              "*Dev entity precision against recall for each run (one seed, no error bars); red points are on the Pareto "
              "front (no other run is at least as good on both), grey ones inside it.*", "",
-             "| run | precision | recall | F1 | on Pareto front |", "|---|---|---|---|---|"]
+             "| run | precision (%) | recall (%) | F1 (%) | on Pareto front |", "|---|---|---|---|---|"]
     for r in runs:
-        lines.append(f"| {r['label']} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | {'yes' if r['pareto'] else ''} |")
+        lines.append(f"| {r['label']} | {100 * r['precision']:.1f} | {100 * r['recall']:.1f} | {100 * r['f1']:.1f} | {'yes' if r['pareto'] else ''} |")
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from _common import write_between_markers
 
@@ -178,6 +178,7 @@ def main(argv=None) -> list[dict]:
         )
         trainer.train()
         result = {"label": label, "kind": kind, **scores(trainer, dev)}
+        result["train_log"] = [e for e in trainer.state.log_history if "loss" in e]  # rewards, constraint, multiplier
         if kind == "constrained":
             result["final_lambda"] = trainer.reward_combiner.multipliers["SpanPrecisionReward"]
         results.append(result)

@@ -30,5 +30,5 @@ def test_report_only_writes_the_plot_and_the_table_between_the_markers(tmp_path)
     pareto.main(["--report_only", "--results_path", str(results), "--doc_prefix", str(tmp_path / "pareto")])
     text = doc.read_text()
     assert "old" not in text and text.endswith("## Reading\n\nkept\n") and (tmp_path / "pareto.png").stat().st_size > 0
-    assert "| w=0 | 0.800 | 0.800 | 0.800 |  |" in text  # dominated by the warm start
-    assert "| recall s.t. P>=0.9 | 0.900 | 0.700 | 0.790 | yes |" in text
+    assert "| w=0 | 80.0 | 80.0 | 80.0 |  |" in text  # dominated by the warm start; percent, as every doc
+    assert "| recall s.t. P>=0.9 | 90.0 | 70.0 | 79.0 | yes |" in text
