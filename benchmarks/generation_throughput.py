@@ -31,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import trl_tokenlevel  # noqa: F401, I001  (first: its import filters known upstream noise before transformers loads it)
 import datasets
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, TrainerCallback

@@ -31,6 +31,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import trl_tokenlevel  # noqa: F401, I001  (first: its import filters known upstream noise before transformers loads it)
 import datasets
 import torch
 import yaml

@@ -25,6 +25,7 @@ import os
 import sys
 import time
 
+import trl_tokenlevel  # noqa: F401, I001  (first: its import filters known upstream noise before transformers loads it)
 from transformers import set_seed
 
 from trl_tokenlevel import TokenLevelRLConfig, TokenLevelRLTrainer

@@ -15,6 +15,7 @@ import json
 import statistics
 import tempfile
 
+import trl_tokenlevel  # noqa: F401, I001  (first: its import filters known upstream noise before transformers loads it)
 import torch
 from transformers import AutoTokenizer, Trainer, TrainingArguments
 

@@ -22,6 +22,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 
+import trl_tokenlevel  # noqa: F401, I001  (first: its import filters known upstream noise before transformers loads it)
 from transformers import set_seed
 from trl import TrlParser
 

@@ -21,6 +21,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 
+import trl_tokenlevel  # noqa: F401, I001  (first: its import filters known upstream noise before transformers loads it)
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 from trl import TrlParser
 

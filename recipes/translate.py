@@ -36,6 +36,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
+import trl_tokenlevel  # noqa: F401, I001  (first: its import filters known upstream noise before transformers loads it)
 import datasets
 import torch
 from peft import get_peft_model

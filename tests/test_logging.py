@@ -77,6 +77,18 @@ def test_importing_the_library_hides_the_bitsandbytes_kernel_message():
     assert "gemm_4bit_forward" not in result.stderr
 
 
+def test_every_recipe_starts_without_the_bitsandbytes_kernel_message():
+    """Each recipe imports trl_tokenlevel before transformers/trl/datasets, so the filter is in place when they load
+    bitsandbytes (`--help` imports everything a run imports at module level)."""
+    pytest.importorskip("bitsandbytes")
+    env = {**ENV, "TRL_TOKENLEVEL_SHOW_UPSTREAM_NOISE": "0"}
+    for recipe in sorted((ROOT / "recipes").glob("*.py")):
+        result = subprocess.run([sys.executable, str(recipe), "--help"], env=env, cwd=ROOT, capture_output=True,
+                                text=True, timeout=120)
+        assert result.returncode == 0 and "usage:" in result.stdout, (recipe.name, result.stderr[-2000:])
+        assert "gemm_4bit_forward" not in result.stderr, recipe.name
+
+
 def test_a_launch_whose_processes_would_train_separate_copies_is_refused():
     single = SimpleNamespace(world_size=1, use_cpu=False, device="cpu", output_dir="outputs/ner_lora")
     with pytest.raises(RuntimeError, match=r"WORLD_SIZE=2 .* run of 1 process.*Fix: on CPU, pass `--use_cpu true`"):
