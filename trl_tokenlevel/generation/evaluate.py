@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..metrics.text import rouge_l, rouge_scores, words
-from ..rewards.completion.faithfulness import capitalized_entities, entity_in_source, hallucinated_entities
+from ..rewards.completion.faithfulness import capitalized_entities, entity_in_source
 from .rollout import eos_ids, tokenize_prompts
 
 
