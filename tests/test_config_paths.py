@@ -63,7 +63,7 @@ def generation_trainer(tmp_path, args, model=None):
 def test_the_paths_split_the_fields():
     assert {"baseline", "ce_coef", "rl_start_step", "rl_start_epoch", "precompute_reference_logprobs",
             "reset_reference_at_rl_start", "ce_coef_schedule", "max_length", "eval_stride",
-            "label_all_tokens"} == set(TOKEN_ONLY)
+            "label_all_tokens", "ce_weight_column"} == set(TOKEN_ONLY)
     assert {"prompt_column", "max_new_tokens", "advantage_estimator", "kl_placement", "num_ppo_epochs", "cliprange",
             "vf_coef", "gamma", "lam", "top_p", "top_k", "sequence_reward_placement", "group_baseline",
             "max_prompt_length", "cliprange_value", "generation_kwargs"} == set(GENERATION_ONLY)
