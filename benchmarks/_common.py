@@ -56,6 +56,17 @@ def run_once(path: Path, produce: Callable[[], dict], label: str) -> bool:
     return True
 
 
+def choose_on_dev(runs: dict[str, dict[int, dict]], rl_arms: list[str], dev_score: Callable[[dict], float]
+                  ) -> tuple[str | None, list[int]]:
+    """The RL arm of a dev sweep with the best mean `dev_score(run)` over the seeds every arm in `rl_arms` has (so the
+    choice does not depend on which seeds ran first), and those seeds; `(None, ...)` when there is nothing to choose
+    between (fewer than two arms, or no shared seed). `runs`: arm -> seed -> run record."""
+    shared = sorted(set.intersection(*(set(runs[a]) for a in rl_arms))) if rl_arms else []
+    if len(rl_arms) < 2 or not shared:
+        return None, shared
+    return max(rl_arms, key=lambda arm: statistics.fmean(dev_score(runs[arm][s]) for s in shared)), shared
+
+
 def mean_std(values: list[float], digits: int = 2) -> str:
     """`mean ± std` over seeds (sample std), or the single value."""
     if len(values) == 1:

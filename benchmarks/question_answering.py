@@ -36,7 +36,6 @@ import json
 import logging
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -49,7 +48,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import config_from_yaml, mean_std, run_once, write_between_markers  # noqa: E402
+from _common import choose_on_dev, config_from_yaml, mean_std, run_once, write_between_markers  # noqa: E402
 
 RESULTS_DIR = REPO_ROOT / "docs" / "results" / "question_answering"
 CONFIG_DIR = REPO_ROOT / "benchmarks" / "configs" / "question_answering"
@@ -269,12 +268,7 @@ def report(results_dir: Path = RESULTS_DIR) -> str:
         raise SystemExit(f"No results in {results_dir}: run the grid first.")
     order = [arm for arm in ARMS if arm in by_arm]
     rl_arms = [arm for arm in order if arm != "ce"]
-    chosen = None
-    # a choice only when the dev sweep has more than one RL arm, on the seeds they all have (so it does not depend on
-    # which seeds ran first)
-    shared = sorted(set.intersection(*(set(by_arm[a]) for a in rl_arms))) if rl_arms else []
-    if "ce" in by_arm and len(rl_arms) > 1 and shared:
-        chosen = max(rl_arms, key=lambda arm: statistics.fmean(by_arm[arm][s]["dev"]["f1"] for s in shared))
+    chosen, shared = choose_on_dev(by_arm, rl_arms, lambda run: run["dev"]["f1"]) if "ce" in by_arm else (None, [])
     lines = [
         "| arm | rl_coef | RL from step | seeds | dev EM | dev F1 | test EM | test F1 | test EM − CE (paired) | test F1 − CE (paired) "
         "| s/step |",

@@ -120,13 +120,12 @@ def run_recipe(arm: str | None, seed: int, judge_dir: Path = JUDGE_DIR, extra_ar
         provenance = run_recipe_command(command(arm, seed, output_dir, judge_dir, extra_args), REPO_ROOT, output_dir,
                                         env=_env(), masks={str(judge_dir): "<judge_dir>"})
         results = json.loads((Path(output_dir) / "results.json").read_text())
-        keep = ("before", "eval_prompts", "config", "summaries") if arm is None else (
-            "after", "train_seconds", "train_prompts", "eval_prompts", "steps", "log_history", "config", "summaries")
+        keep = ("before", "eval_prompts", "config") if arm is None else (
+            "after", "train_seconds", "train_prompts", "eval_prompts", "steps", "log_history", "config")
         summaries = results["summaries"]
         if arm is not None:  # the starting model's summaries live in start.json
             summaries = [{k: v for k, v in s.items() if k != "before"} for s in summaries]
-        return {"arm": arm or "start", "seed": seed, **{k: results[k] for k in keep if k != "summaries"},
-                "summaries": summaries, **provenance}
+        return {"arm": arm or "start", "seed": seed, **{k: results[k] for k in keep}, "summaries": summaries, **provenance}
     finally:
         shutil.rmtree(output_dir, ignore_errors=True)
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -39,7 +38,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import grid_report_main, mean_std, run_once, run_recipe_command  # noqa: E402
+from _common import choose_on_dev, grid_report_main, mean_std, run_once, run_recipe_command  # noqa: E402
 
 ARMS = {
     "ce": {"rl_coef": 0.0, "rl_start_step": 0},
@@ -119,11 +118,7 @@ def report_task(task: str, results_dir: Path | None = None) -> str | None:
     metrics, scale, key = spec["metrics"], spec["scale"], spec["key"]  # key: the task's official metric
     order = [arm for arm in ARMS if arm in runs]
     rl_arms = [arm for arm in order if arm != "ce"]
-    # the choice compares the RL arms on the seeds they all have, so it does not depend on which seeds ran first
-    shared = sorted(set.intersection(*(set(runs[a]) for a in rl_arms))) if rl_arms else []
-    chosen = None
-    if len(rl_arms) > 1 and shared:
-        chosen = max(rl_arms, key=lambda a: statistics.fmean(runs[a][s]["dev"][key] for s in shared))
+    chosen, shared = choose_on_dev(runs, rl_arms, lambda run: run["dev"][key])
     names = " / ".join(metrics)
     lines = [f"**{spec['title']}**", "",
              f"| arm | rl_coef | RL from step | seeds | dev {names} | test {names} | test {key} − CE (paired) |",
