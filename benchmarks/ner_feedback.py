@@ -58,7 +58,7 @@ from trl_tokenlevel.token_classification.predict import predict_word_labels
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs" / "ner_feedback"
 ARM_ORDER = ("floor", "gold", "partial_label", "token_rl", "sentence_rl", "self_training", "accepted_span",
-             "token_rl_sampled")  # the grid's order within a seed: the comparisons that matter most finish first
+             "token_rl_sampled", "token_rl_partial_ce")  # the grid's order within a seed: the comparisons that matter most finish first
 METHODS = ("floor", "self_training", "accepted_span", "partial_label", "token_rl", "sentence_rl", "gold")
 NO_FEEDBACK = ("floor", "self_training", "gold")
 RL_REWARDS = {"token_rl": SpanFeedbackReward, "sentence_rl": SentenceFeedbackReward}
