@@ -12,10 +12,14 @@ stops the run with an error naming its file, line and field. `method` picks how 
   kept (`partial_label_targets`);
 - `accepted_span`: CE with accepted entities labelled and every other word `O` (`accepted_span_targets`);
 - `token_rl`: token-level RL with `SpanFeedbackReward` (accepted words rewarded, rejected words penalised);
+- `token_rl_partial_ce`: both at once: `SpanFeedbackReward`'s policy gradient plus partial-label CE on the same rows
+  (CE on the shown labelling weighted by `feedback_dataset(..., ce_weight=True)`: 0 on rejected and unjudged
+  entities, through the trainer's `ce_weight_column`);
 - `sentence_rl`: RL with `SentenceFeedbackReward` (one score per sentence on every word).
 
-The method sets the loss terms: CE methods train with `rl_coef=0, ce_coef=1`; RL methods with `ce_coef=0` (CE would fit
-the shown labelling itself). Writes to `output_dir`: the model, tokenizer and model card, `feedback_report.json`
+The method sets the loss terms: CE methods train with `rl_coef=0, ce_coef=1`; `token_rl` and `sentence_rl` with
+`ce_coef=0` (unweighted CE would fit the shown labelling itself, rejected entities included); `token_rl_partial_ce`
+with `rl_coef=1, ce_coef=1, ce_weight_column="ce_weight"`. Writes to `output_dir`: the model, tokenizer and model card, `feedback_report.json`
 (records, bits, accepted, method, training loss, and dev scores when `eval_dataset_dir` is given) and
 `resolved_config.yaml`.
 """
@@ -52,7 +56,11 @@ from trl_tokenlevel.runtime import write_resolved_config
 logger = logging.getLogger("ner_feedback")
 
 CE_TARGETS = {"partial_label": partial_label_targets, "accepted_span": accepted_span_targets}
-RL_METHODS = ("token_rl", "sentence_rl")
+RL_METHODS = ("token_rl", "sentence_rl", "token_rl_partial_ce")
+COEFFICIENTS = {"token_rl": {"rl_coef": 1.0, "ce_coef": 0.0}, "sentence_rl": {"rl_coef": 1.0, "ce_coef": 0.0},
+                "token_rl_partial_ce": {"rl_coef": 1.0, "ce_coef": 1.0, "ce_weight_column": "ce_weight"},
+                **{m: {"rl_coef": 0.0, "ce_coef": 1.0} for m in CE_TARGETS}}
+"""The loss terms each method trains with (set by the recipe over the config's)."""
 
 
 @dataclass
@@ -86,7 +94,7 @@ def label_names(script_args: FeedbackArguments, model_name_or_path: str) -> list
 def training_data(method: str, records: list[dict], labels: list[str]) -> datasets.Dataset:
     """Feedback rows for the RL methods, per-word CE targets (-100 = left out of the loss) for the CE methods."""
     if method in RL_METHODS:
-        return feedback_dataset(records, labels)
+        return feedback_dataset(records, labels, ce_weight=method == "token_rl_partial_ce")
     features = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
                                   "ner_tags": datasets.Sequence(datasets.Value("int64"))})
     targets = [CE_TARGETS[method](r["shown_labels"], r["feedback"], labels) for r in records]
@@ -118,7 +126,7 @@ def main(script_args: FeedbackArguments, training_args: TokenClassificationRLCon
     judged = [entry for record in records for entry in record["feedback"]]
     logger.info(f"{len(records)} records, {len(judged)} bits ({sum(e['accepted'] for e in judged)} accepted)")
 
-    coefficients = {"rl_coef": 1.0, "ce_coef": 0.0} if method in RL_METHODS else {"rl_coef": 0.0, "ce_coef": 1.0}
+    coefficients = COEFFICIENTS[method]
     logger.info(f"method {method}: {coefficients}")
     training_args = dataclasses.replace(training_args, **coefficients)
     set_seed(training_args.seed)

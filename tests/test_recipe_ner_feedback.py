@@ -61,6 +61,15 @@ def test_recipe_trains_from_a_folder_of_records_and_writes_model_and_report(tmp_
     assert config["id2label"]["3"] == "B-ORG"  # saved with readable labels
 
 
+def test_token_rl_with_partial_label_ce_mixes_both_losses_with_the_feedback_weights(tmp_path, feedback_dir):
+    result = run_recipe(tmp_path, feedback_dir, "--method", "token_rl_partial_ce", "--logging_steps", "1")
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.loads((tmp_path / "out" / "feedback_report.json").read_text())
+    assert report["method"] == "token_rl_partial_ce" and report["optimizer_steps"] == 2
+    assert report["rl_coef"] == 1.0 and report["ce_coef"] == 1.0 and report["ce_weight_column"] == "ce_weight"
+    assert (tmp_path / "out" / "model.safetensors").exists()
+
+
 def test_a_bad_record_stops_the_recipe_naming_file_line_and_field(tmp_path, feedback_dir):
     bad = record(["Paris", "is", "big"], ["B-LOC", "O", "O"], [True])
     bad["shown_labels"][2] = "B-CITY"
