@@ -58,7 +58,7 @@ from trl_tokenlevel.token_classification.predict import predict_word_labels
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs" / "ner_feedback"
 ARM_ORDER = ("floor", "gold", "partial_label", "token_rl", "sentence_rl", "self_training", "accepted_span",
-             "token_rl_sampled", "token_rl_partial_ce")  # the grid's order within a seed: the comparisons that matter most finish first
+             "token_rl_sampled", "token_rl_partial_ce", "token_rl_partial_ce_rl0")  # the grid's order within a seed: the comparisons that matter most finish first
 METHODS = ("floor", "self_training", "accepted_span", "partial_label", "token_rl", "sentence_rl", "gold")
 NO_FEEDBACK = ("floor", "self_training", "gold")
 RL_REWARDS = {"token_rl": SpanFeedbackReward, "sentence_rl": SentenceFeedbackReward}
@@ -253,7 +253,8 @@ LEGEND = {"floor": "floor: CE on the 1% only", "self_training": "self-training (
           "accepted_span": "CE on accepted spans (rest O)", "partial_label": "partial-label CE (rejected masked)",
           "token_rl": "token-level RL (SpanFeedbackReward)", "token_rl_sampled": "token-level RL, sampled shown",
           "sentence_rl": "sentence-level RL", "gold": "ceiling: CE on gold labels",
-          "token_rl_partial_ce": "token-level RL + partial-label CE", "token_rl_o0.5": "token-level RL, O trusted (0.5)",
+          "token_rl_partial_ce": "token-level RL + partial-label CE",
+          "token_rl_partial_ce_rl0": "the same, policy gradient off (rl_coef 0)", "token_rl_o0.5": "token-level RL, O trusted (0.5)",
           "token_rl_reject0.3": "token-level RL, reject weight 0.3", "token_rl_lr1e-4": "token-level RL, lr 1e-4"}
 
 
