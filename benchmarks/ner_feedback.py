@@ -12,6 +12,10 @@ Protocol (fixed; sizes in `benchmarks/configs/ner_feedback/protocol.yaml`):
      dev and test subsets (the first `eval_sentences` of each split shuffled with seed 2003). Dev decides, test
      is reported. Bits = judged shown entities; gold units = words whose gold label the ceiling reads.
 
+Arm options beyond `method` and `shown`: `partial_label_ce: true` (an RL arm also trains partial-label CE on its rows),
+`replay_warm: true` (the 1% gold sentences join every round's training rows as all-accepted records: "CE on the 1%
+kept in the mix"; they add no bits and no stream gold units).
+
     python benchmarks/ner_feedback.py run --config benchmarks/configs/ner_feedback/token_rl.yaml --seed 1 --noise 0
     python benchmarks/ner_feedback.py grid --seeds 1 2 3 --noises 0 0.1    # every arm; finished runs are skipped
     python benchmarks/ner_feedback.py summarize --plot docs/ner_feedback.png
@@ -58,7 +62,8 @@ from trl_tokenlevel.token_classification.predict import predict_word_labels
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs" / "ner_feedback"
 ARM_ORDER = ("floor", "gold", "partial_label", "token_rl", "sentence_rl", "self_training", "accepted_span",
-             "token_rl_sampled", "token_rl_partial_ce", "token_rl_partial_ce_rl0")  # the grid's order within a seed: the comparisons that matter most finish first
+             "token_rl_sampled", "token_rl_partial_ce", "token_rl_partial_ce_rl0", "partial_label_warm",
+             "token_rl_partial_ce_warm")  # the grid's order within a seed: the comparisons that matter most finish first
 METHODS = ("floor", "self_training", "accepted_span", "partial_label", "token_rl", "sentence_rl", "gold")
 NO_FEEDBACK = ("floor", "self_training", "gold")
 RL_REWARDS = {"token_rl": SpanFeedbackReward, "sentence_rl": SentenceFeedbackReward}
@@ -139,6 +144,17 @@ def training_rows(method: str, records: list[dict], gold: list[list[int]], ce_we
                                        "ner_tags": [targets(r, g) for r, g in zip(records, gold)]}, features=features)
 
 
+def warm_records(data: dict) -> tuple[list[dict], list[list[int]]]:
+    """The 1% warm-start sentences as feedback records on their gold labelling with every entity accepted (`missed`
+    0), and their gold tags: what `replay_warm: true` adds to every round's training rows (the gold the warm start
+    already used, so no new feedback bits and no new gold units). With them, partial-label CE reads the gold tags and
+    `SpanFeedbackReward` rewards keeping the gold entities."""
+    names = [[CONLL2003_LABELS[i] for i in tags] for tags in data["warm"]["ner_tags"]]
+    records = [dict(simulate_feedback(tags, tags), tokens=list(words), id=f"warm-{sentence_id}")
+               for tags, words, sentence_id in zip(names, data["warm"]["tokens"], data["warm"]["id"])]
+    return records, [list(tags) for tags in data["warm"]["ner_tags"]]
+
+
 def annotate(model, tokenizer, sentences, arm: dict, noise: float, seed: int, round_index: int) -> list[dict]:
     """The current model's shown labelling of a round and the simulated annotator's feedback on it."""
     generator = torch.Generator().manual_seed(1000 * seed + round_index)
@@ -171,6 +187,9 @@ def load_arm(config_path: str, overrides: list[str]) -> tuple[dict, dict]:
         target[leaf] = yaml.safe_load(value)
     if arm.get("method") not in METHODS:
         raise ValueError(f"{config_path}: method {arm.get('method')!r} is not one of {METHODS}.")
+    if arm.get("replay_warm") and arm["method"] in ("floor", "gold"):
+        raise ValueError(f"{config_path}: replay_warm adds the 1% gold rows to the feedback rounds; method "
+                         f"{arm['method']!r} reads no feedback.")
     if arm.get("partial_label_ce") and arm["method"] not in RL_REWARDS:
         raise ValueError(f"{config_path}: partial_label_ce mixes CE into an RL arm; method {arm['method']!r} is not one "
                          f"of {sorted(RL_REWARDS)} (use method: partial_label for partial-label CE alone).")
@@ -197,6 +216,7 @@ def run(config_path: str, seed: int, noise: float, results_dir: str, work_dir: s
     curve, records, gold = [curve_point(0, [], method, warm_scores)], [], []
     start, start_cpu = time.perf_counter(), time.process_time()
     per_round = len(data["stream"]) // rounds
+    replay, replay_gold = warm_records(data) if arm.get("replay_warm") else ([], [])  # the 1% gold, every round
     for round_index in range(1, rounds + 1 if method != "floor" else 1):
         sentences = data["stream"][(round_index - 1) * per_round : round_index * per_round]
         records += annotate(model, tokenizer, sentences, arm, noise, seed, round_index)
@@ -212,7 +232,8 @@ def run(config_path: str, seed: int, noise: float, results_dir: str, work_dir: s
             training["ce_weight_column"] = "ce_weight"
         set_seed(1000 * seed + round_index)
         trainer = trainer_for(model, tokenizer, work, 1000 * seed + round_index, training,
-                              training_rows(method, records, gold, ce_weight=partial_ce), rewards)
+                              training_rows(method, records + replay, gold + replay_gold, ce_weight=partial_ce),
+                              rewards)
         trainer.train()
         curve.append(curve_point(round_index, records, method, evaluate(trainer, data)))
         print(f"{run_name(arm, seed, noise)} round {round_index}: bits {curve[-1]['bits']} "
@@ -254,7 +275,9 @@ LEGEND = {"floor": "floor: CE on the 1% only", "self_training": "self-training (
           "token_rl": "token-level RL (SpanFeedbackReward)", "token_rl_sampled": "token-level RL, sampled shown",
           "sentence_rl": "sentence-level RL", "gold": "ceiling: CE on gold labels",
           "token_rl_partial_ce": "token-level RL + partial-label CE",
-          "token_rl_partial_ce_rl0": "the same, policy gradient off (rl_coef 0)", "token_rl_o0.5": "token-level RL, O trusted (0.5)",
+          "token_rl_partial_ce_rl0": "the same, policy gradient off (rl_coef 0)",
+          "partial_label_warm": "partial-label CE + the 1% gold replayed",
+          "token_rl_partial_ce_warm": "token-level RL + partial-label CE + the 1% gold replayed", "token_rl_o0.5": "token-level RL, O trusted (0.5)",
           "token_rl_reject0.3": "token-level RL, reject weight 0.3", "token_rl_lr1e-4": "token-level RL, lr 1e-4"}
 
 

@@ -103,3 +103,35 @@ def test_dev_sweep_configs_load_and_the_partial_label_ce_mix_trains_ce_and_rl_on
                            {"start": 2, "end": 3, "type": "LOC", "accepted": False}]}
     rows = bench.training_rows("token_rl", [record], [[1, 0, 5]], ce_weight=True)
     assert rows[0]["ce_weight"] == [1.0, 1.0, 0.0] and rows[0]["feedback_word"] == [1, 0, -1]
+
+
+def test_replay_warm_adds_the_gold_warm_start_rows_to_every_round_without_counting_bits(bench, tmp_path, monkeypatch):
+    from trl_tokenlevel.data import CONLL2003_LABELS
+    from trl_tokenlevel.data.feedback import feedback_dataset, partial_label_targets
+
+    protocol = bench.load_arm(str(CONFIGS / "floor.yaml"), [])[1]
+    data = bench.fixed_data(protocol)
+    records, gold = bench.warm_records(data)
+    assert len(records) == len(gold) == 140
+    for record, tags in zip(records, gold):  # every gold entity shown and accepted, none missed
+        assert record["missed"] == 0 and all(entry["accepted"] for entry in record["feedback"])
+        assert partial_label_targets(record["shown_labels"], record["feedback"], CONLL2003_LABELS) == tags
+    weights = feedback_dataset(records, CONLL2003_LABELS, ce_weight=True)["ce_weight"]
+    assert all(w == 1.0 for row in weights for w in row)  # partial-label CE reads every gold word
+
+    seen = []  # the rows each round's trainer gets
+    real_trainer_for = bench.trainer_for
+    monkeypatch.setattr(bench, "trainer_for", lambda *a, **k: (seen.append(len(a[5])) if len(a) > 5 and a[5] is not
+                                                                  None else None, real_trainer_for(*a, **k))[1])
+    results, work = tmp_path / "results", tmp_path / "work"
+    plain = bench.run(str(CONFIGS / "token_rl_partial_ce.yaml"), 1, 0.0, str(results), str(work), TINY)
+    replayed = bench.run(str(CONFIGS / "token_rl_partial_ce_warm.yaml"), 1, 0.0, str(results), str(work), TINY)
+    # rounds of 4 stream sentences; the warm start's own trainer (140 rows) comes first, once
+    assert seen == [140, 4, 8, 4 + 140, 8 + 140]
+    # round 1 is labelled by the same warm-started model: the same bits, the replayed rows not counted (they hold
+    # ~230 entities); later rounds are labelled by models trained on different rows
+    assert replayed["curve"][1]["bits"] == plain["curve"][1]["bits"]
+    assert [p["stream_sentences"] for p in replayed["curve"]] == [0, 4, 8]
+    assert replayed["final"]["gold_units"] == 0
+    with pytest.raises(ValueError, match="replay_warm"):
+        bench.load_arm(str(CONFIGS / "floor.yaml"), ["replay_warm=true"])
