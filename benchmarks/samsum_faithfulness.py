@@ -142,8 +142,8 @@ def report(results_dir: Path | None = None) -> str:
     if not runs and start is None:
         raise SystemExit("No results yet: run the grid first.")
     arms = [a for a in ARMS if a in runs]
-    header = "| metric | start (before RL) | " + " | ".join(
-        f"{a} (seeds {','.join(map(str, sorted(runs[a])))})" for a in arms) + " |"
+    header = "| metric | start (before RL) |" + "".join(
+        f" {a} (seeds {','.join(map(str, sorted(runs[a])))}) |" for a in arms)
     common = sorted(set(runs.get("token", {})) & set(runs.get("sequence", {})))
     if common:
         header += f" token − sequence (paired, seeds {','.join(map(str, common))}) |"

@@ -79,6 +79,16 @@ def test_report_gives_start_arms_and_the_paired_difference(tmp_path):
     assert rows[bench.LABELS["rougeL"]].endswith("| 0.00 ± 1.41 |")  # +1, -1
     assert "token − sequence (paired, seeds 1,2)" in table and "CoNLL-2003 test entity F1 81.23" in table
     assert "per seed: 0.50, 0.75 (mean 0.62)" in table
+    for folder_table in (table, start_only_table(tmp_path)):  # every row has as many cells as the header
+        lines = [line for line in folder_table.splitlines() if line.startswith("|")]
+        assert len({line.count("|") for line in lines}) == 1, lines[:3]
+
+
+def start_only_table(tmp_path):
+    folder = tmp_path / "start_only"
+    folder.mkdir()
+    (folder / "start.json").write_text((tmp_path / "start.json").read_text())
+    return bench.report(folder)
 
 
 def test_benchmarks_doc_table_is_the_report_of_the_committed_results():
