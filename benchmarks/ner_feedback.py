@@ -42,6 +42,7 @@ import yaml
 from transformers import set_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_between_markers  # noqa: E402
 from conll2003 import (  # the fixed 1% subset of the CoNLL benchmark
     SUBSET_SEED,
     training_subset,
@@ -281,8 +282,58 @@ LEGEND = {"floor": "floor: CE on the 1% only", "self_training": "self-training (
           "token_rl_reject0.3": "token-level RL, reject weight 0.3", "token_rl_lr1e-4": "token-level RL, lr 1e-4"}
 
 
+PAIRS = (  # (arm, reference): the paired comparisons the reading rests on; the same seed = the same warm start
+    ("token_rl_partial_ce", "partial_label"), ("token_rl_partial_ce", "token_rl_partial_ce_rl0"),
+    ("token_rl_partial_ce_rl0", "partial_label"), ("token_rl_partial_ce", "token_rl"), ("token_rl", "sentence_rl"),
+    ("token_rl_partial_ce", "gold"), ("partial_label", "gold"),
+    ("token_rl_partial_ce_warm", "token_rl_partial_ce"), ("partial_label_warm", "partial_label"),
+)
+TABLE_BEGIN, TABLE_END = "<!-- ner_feedback table: begin -->", "<!-- ner_feedback table: end -->"
+
+
+def paired(rows: list[dict], pairs=PAIRS) -> str:
+    """Per-seed differences `arm - reference` in final dev and test F1 (points), per noise level, over the seeds both
+    have; an arm that reads no feedback (the gold ceiling) is compared at its noise-free run."""
+    final = {(r["name"], r["noise"], r["seed"]): r["final"] for r in rows}
+    no_feedback = {r["name"] for r in rows if r["method"] in NO_FEEDBACK}
+    lines = ["| noise | arm − reference | seeds | dev F1 difference per seed | mean ± std | test F1 difference per seed "
+             "| mean ± std |", "|---|---|---|---|---|---|---|"]
+    for noise in sorted({r["noise"] for r in rows}):
+        for arm, reference in pairs:
+            ref_noise = 0.0 if reference in no_feedback else noise
+            seeds = sorted(s for (name, n, s) in final if name == arm and n == noise
+                           and (reference, ref_noise, s) in final)
+            if not seeds:
+                continue
+            cells = []
+            for metric in ("dev_f1", "test_f1"):
+                diffs = [100 * (final[(arm, noise, s)][metric] - final[(reference, ref_noise, s)][metric]) for s in seeds]
+                cells += [", ".join(f"{d:+.2f}" for d in diffs), _mean_std([d / 100 for d in diffs])]
+            lines.append(f"| {noise:g} | {arm} − {reference} | {','.join(map(str, seeds))} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
+def dev_choice(rows: list[dict], expected_seeds=(1, 2, 3)) -> str:
+    """The recipe default's rule: of the arms with every expected seed at every noise level the feedback arms ran
+    at, the best mean dev F1 over those runs."""
+    noises = sorted({r["noise"] for r in rows if r["method"] not in NO_FEEDBACK})
+    dev = defaultdict(dict)
+    for r in rows:
+        if r["method"] not in NO_FEEDBACK:
+            dev[r["name"]][(r["noise"], r["seed"])] = r["final"]["dev_f1"]
+    full = {name: runs for name, runs in dev.items()
+            if all((n, s) in runs for n in noises for s in expected_seeds)}
+    if not full:
+        return "No feedback arm has every seed at every noise level yet."
+    ranked = sorted(full, key=lambda name: -statistics.fmean(full[name].values()))
+    scores = ", ".join(f"{name} {100 * statistics.fmean(full[name].values()):.2f}" for name in ranked[:4])
+    return (f"Mean dev F1 over noise {', '.join(f'{n:g}' for n in noises)} and seeds "
+            f"{', '.join(map(str, expected_seeds))} (the recipe default's rule): {scores}; best: {ranked[0]}.")
+
+
 def summarize(results_dir: str, plot_path: str | None = None, expected_seeds=(1, 2, 3)) -> str:
-    """Markdown table (final round, mean ± std over seeds) and, optionally, the plot of test F1 against bits."""
+    """Markdown tables (final round, mean ± std over seeds; the paired comparisons; the dev choice) and, optionally,
+    the plot of test F1 against bits."""
     groups = defaultdict(list)
     for row in load_results(results_dir):
         groups[(row["noise"], METHODS.index(row["method"]), row["name"])].append(row)
@@ -297,16 +348,27 @@ def summarize(results_dir: str, plot_path: str | None = None, expected_seeds=(1,
                      f"{_mean_std([r['final']['test_f1'] for r in runs])} | "
                      f"{'seeds ' + ', '.join(map(str, missing)) if missing else '-'} |")
     table = "\n".join(lines)
+    if groups:
+        rows = load_results(results_dir)
+        table += ("\n\nPaired differences (points of F1; the same seed starts from the same warm-started model and "
+                  "sees the same stream):\n\n" + paired(rows) + "\n\n" + dev_choice(rows, expected_seeds))
     print(table if groups else f"No run JSONs in {results_dir} yet.")
     if plot_path and groups:
         plot(groups, plot_path)
     return table
 
 
+PLOT_ARMS = {  # arm -> colour: the same colour on every panel; ablations (`*_rl0`, `*_warm`) stay in the table only
+    "accepted_span": "tab:blue", "partial_label": "tab:orange", "token_rl": "tab:red",
+    "token_rl_partial_ce": "tab:purple", "token_rl_sampled": "tab:brown", "sentence_rl": "tab:pink",
+}
+
+
 def plot(groups: dict, plot_path: str) -> None:
-    """Test F1 after each round against the feedback bits used so far (mean ± std over seeds); arms that use no
-    bits (floor, self-training, the gold ceiling: run once, at noise 0, as they read no feedback) are drawn as
-    horizontal lines at their final test F1 on every panel, one line style each."""
+    """Test F1 after each round against the feedback bits used so far (mean ± std over seeds), one colour per arm
+    (`PLOT_ARMS`; the ablation arms are left to the table); arms that use no bits (floor, self-training, the gold
+    ceiling: run once, at noise 0, as they read no feedback) are drawn as horizontal lines at their final test F1 on
+    every panel, one line style each. One legend, under the panels."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -315,28 +377,35 @@ def plot(groups: dict, plot_path: str) -> None:
     reference_styles = {"floor": ("grey", ":"), "self_training": ("grey", "-."), "gold": ("black", "--")}
     references = {name: runs for (_, _, name), runs in groups.items() if runs[0]["final"]["bits"] == 0}
     noises = sorted({key[0] for key, runs in groups.items() if runs[0]["final"]["bits"] > 0})
-    fig, axes = plt.subplots(1, len(noises), figsize=(6.5 * len(noises), 4.5), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(noises), figsize=(6.5 * len(noises), 5.2), squeeze=False, sharey=True)
     for ax, noise in zip(axes[0], noises):
         for name, runs in references.items():
             color, style = reference_styles.get(name, ("grey", "--"))
             final = statistics.mean(100 * r["curve"][-1]["test_f1"] for r in runs)
             ax.axhline(final, linestyle=style, linewidth=1.2, color=color,
                        label=f"{LEGEND.get(name, name)} ({len(runs)} seeds)")  # fmt: skip
-        for (group_noise, _, name), runs in sorted(groups.items()):
-            if group_noise != noise or name in references:
+        for (group_noise, _, name), runs in sorted(groups.items(), key=lambda item: list(PLOT_ARMS).index(
+                item[0][2]) if item[0][2] in PLOT_ARMS else -1):
+            if group_noise != noise or name in references or name not in PLOT_ARMS:
                 continue
             rounds = min(len(r["curve"]) for r in runs)
             f1 = [[100 * r["curve"][i]["test_f1"] for r in runs] for i in range(rounds)]
             means = [statistics.mean(v) for v in f1]
             stds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in f1]
             bits = [statistics.mean(r["curve"][i]["bits"] for r in runs) for i in range(rounds)]
-            ax.errorbar(bits, means, yerr=stds, marker="o", capsize=3, label=f"{LEGEND.get(name, name)} ({len(runs)} seeds)")
+            ax.errorbar(bits, means, yerr=stds, marker="o", capsize=3, color=PLOT_ARMS[name],
+                        label=f"{LEGEND.get(name, name)} ({len(runs)} seeds)")
         ax.set_title(f"CoNLL-2003, MiniLM from the 1% subset: annotator noise {noise:g}")
         ax.set_xlabel("feedback bits used (accept/reject of shown entities)")
         ax.set_ylabel("test entity F1 (seqeval strict, %)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+    handles = {}
+    for ax in axes[0]:  # one legend entry per arm, whichever panel has it
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label.rsplit(" (", 1)[0], (handle, label))
+    fig.legend([h for h, _ in handles.values()], [label for _, label in handles.values()], loc="lower center",
+               ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.16, 1, 1))
     fig.savefig(plot_path, dpi=120)
 
 
@@ -360,6 +429,7 @@ def main():
     p_sum = sub.add_parser("summarize")
     p_sum.add_argument("--results_dir", default="docs/results/ner_feedback")
     p_sum.add_argument("--plot", default="docs/ner_feedback.png")
+    p_sum.add_argument("--write", default=None, help="markdown file whose text between the table markers is replaced")
     args = parser.parse_args()
     if args.command == "run":
         run(args.config, args.seed, args.noise, args.results_dir, args.work_dir, args.set)
@@ -372,7 +442,9 @@ def main():
                         continue  # reads no feedback: the noise-free run is its result at every noise rate
                     run(config, seed, noise, args.results_dir, args.work_dir, args.set)
     else:
-        summarize(args.results_dir, args.plot)
+        table = summarize(args.results_dir, args.plot)
+        if args.write:
+            write_between_markers(Path(args.write), table, TABLE_BEGIN, TABLE_END)
 
 
 if __name__ == "__main__":

@@ -135,3 +135,37 @@ def test_replay_warm_adds_the_gold_warm_start_rows_to_every_round_without_counti
     assert replayed["final"]["gold_units"] == 0
     with pytest.raises(ValueError, match="replay_warm"):
         bench.load_arm(str(CONFIGS / "floor.yaml"), ["replay_warm=true"])
+
+
+def fake_row(name, method, noise, seed, dev, test):
+    return {"name": name, "method": method, "noise": noise, "seed": seed,
+            "final": {"dev_f1": dev / 100, "test_f1": test / 100, "bits": 0 if method == "gold" else 600}}
+
+
+def test_paired_differences_match_seeds_and_compare_with_the_noise_free_ceiling(bench):
+    rows = [fake_row("token_rl_partial_ce", "token_rl", 0.1, 1, 76.0, 72.0),
+            fake_row("token_rl_partial_ce", "token_rl", 0.1, 2, 75.0, 70.0),
+            fake_row("token_rl_partial_ce", "token_rl", 0.1, 3, 74.0, 69.0),  # no partial_label seed 3: left out
+            fake_row("partial_label", "partial_label", 0.1, 1, 75.0, 71.0),
+            fake_row("partial_label", "partial_label", 0.1, 2, 75.5, 71.0),
+            fake_row("gold", "gold", 0.0, 1, 77.0, 73.0)]
+    table = bench.paired(rows, pairs=(("token_rl_partial_ce", "partial_label"), ("token_rl_partial_ce", "gold")))
+    assert "| 0.1 | token_rl_partial_ce − partial_label | 1,2 | +1.00, -0.50 | 0.25 ± 1.06 | +1.00, -1.00 | 0.00 ± 1.41 |" in table
+    assert "| 0.1 | token_rl_partial_ce − gold | 1 | -1.00 | -1.00 | -1.00 | -1.00 |" in table  # gold: its noise-0 run
+
+
+def test_dev_choice_takes_the_best_mean_dev_over_every_noise_level_and_seed(bench):
+    rows = [fake_row(name, "token_rl", noise, seed, dev, 70.0)
+            for name, devs in (("a", {0.0: 76.0, 0.1: 74.0}), ("b", {0.0: 75.5, 0.1: 74.9}))
+            for noise, dev in devs.items() for seed in (1, 2)]
+    rows.append(fake_row("c", "token_rl", 0.0, 1, 99.0, 70.0))  # one seed at one noise level: not eligible
+    rows.append(fake_row("gold", "gold", 0.0, 1, 99.0, 70.0))  # reads no feedback: not a choice
+    assert bench.dev_choice(rows, expected_seeds=(1, 2)).endswith("b 75.20, a 75.00; best: b.")
+
+
+def test_the_doc_tables_are_the_summary_of_the_committed_results(bench):
+    results = ROOT / "docs" / "results" / "ner_feedback"
+    doc = (ROOT / "docs" / "ner_feedback.md").read_text(encoding="utf-8")
+    table = bench.summarize(str(results), None)
+    assert f"{bench.TABLE_BEGIN}\n{table}\n{bench.TABLE_END}" in doc, (
+        "docs/ner_feedback.md is stale: python benchmarks/ner_feedback.py summarize --write docs/ner_feedback.md")

@@ -24,7 +24,7 @@ class RecordingFeedbackReward(SpanFeedbackReward):
         return super().__call__(sampled_labels, gold_labels, word_mask, label_names, **kwargs)
 
 
-def feedback_rows(n, seed):
+def feedback_rows(n, seed, ce_weight=False):
     """Feedback records on a shown labelling that moves some gold entities one word right (those get rejected)."""
     rng, records = random.Random(seed), []
     for index in range(n):
@@ -32,15 +32,15 @@ def feedback_rows(n, seed):
         gold = [SYNTH_LABELS[t] for t in tags]
         shown = [gold[-1]] + gold[:-1] if index % 3 == 0 else gold
         records.append(dict(simulate_feedback(shown, gold), tokens=words, id=f"s{seed}-{index}"))
-    return [dict(row) for row in feedback_dataset(records, SYNTH_LABELS)]
+    return [dict(row) for row in feedback_dataset(records, SYNTH_LABELS, ce_weight=ce_weight)]
 
 
-def online_trainer(tmp_path, reward):
-    args = TokenClassificationRLConfig(
-        output_dir=str(tmp_path), use_cpu=True, report_to="none", save_strategy="no", disable_tqdm=True,
-        ce_coef=0.0, num_samples=2, learning_rate=3e-3, online_batch_size=4, replay_buffer_size=8,
-        replay_batch_size=2, logging_steps=1, seed=0,
-    )
+def online_trainer(tmp_path, reward, **overrides):
+    args = TokenClassificationRLConfig(**{
+        "output_dir": str(tmp_path), "use_cpu": True, "report_to": "none", "save_strategy": "no", "disable_tqdm": True,
+        "ce_coef": 0.0, "num_samples": 2, "learning_rate": 3e-3, "online_batch_size": 4, "replay_buffer_size": 8,
+        "replay_batch_size": 2, "logging_steps": 1, "seed": 0, **overrides,
+    })
     return TokenLevelRLTrainer(tiny_bert(seed=0), reward_funcs=[reward], args=args, processing_class=word_tokenizer(),
                                label_list=SYNTH_LABELS)
 
@@ -83,3 +83,24 @@ def test_rows_with_different_columns_are_refused_naming_the_row_and_columns(tmp_
     mixed = stream[:2] + [{k: v for k, v in stream[2].items() if k != "missed"}]
     with pytest.raises(ValueError, match=r"Online example 2 \(in the order given\).*only in 0: \['missed'\]"):
         trainer.online_features(mixed)
+
+
+def test_learn_online_applies_the_partial_label_ce_weights_of_each_row(tmp_path):
+    """The docs' recommended mix (`ce_weight=True` rows, `ce_weight_column`): the per-word weights travel with each row
+    through the online loop; with every weight 0 and the policy gradient off nothing moves, with the feedback's
+    weights CE trains."""
+    moved = {}
+    for case in ("zero", "feedback"):
+        stream, seed = feedback_rows(16, seed=6, ce_weight=True), feedback_rows(8, seed=7, ce_weight=True)
+        if case == "zero":
+            for row in stream + seed:
+                row["ce_weight"] = [0.0] * len(row["ce_weight"])
+        else:
+            assert any(0.0 in row["ce_weight"] for row in stream) and any(1.0 in row["ce_weight"] for row in stream)
+        trainer = online_trainer(tmp_path / case, SpanFeedbackReward(), rl_coef=0.0, ce_coef=1.0,
+                                 ce_weight_column="ce_weight")
+        start = trainer.model.classifier.weight.detach().clone()
+        trainer.learn_online(stream, seed_examples=seed)
+        assert trainer.state.global_step == 4
+        moved[case] = (trainer.model.classifier.weight - start).abs().max().item()
+    assert moved["zero"] == 0.0 and moved["feedback"] > 1e-4, moved

@@ -61,8 +61,8 @@ def test_recipe_trains_from_a_folder_of_records_and_writes_model_and_report(tmp_
     assert config["id2label"]["3"] == "B-ORG"  # saved with readable labels
 
 
-def test_token_rl_with_partial_label_ce_mixes_both_losses_with_the_feedback_weights(tmp_path, feedback_dir):
-    result = run_recipe(tmp_path, feedback_dir, "--method", "token_rl_partial_ce", "--logging_steps", "1")
+def test_the_default_token_rl_with_partial_label_ce_mixes_both_losses_with_the_feedback_weights(tmp_path, feedback_dir):
+    result = run_recipe(tmp_path, feedback_dir, "--logging_steps", "1")  # the YAML's method: the benchmark's dev choice
     assert result.returncode == 0, result.stderr[-4000:]
     report = json.loads((tmp_path / "out" / "feedback_report.json").read_text())
     assert report["method"] == "token_rl_partial_ce" and report["optimizer_steps"] == 2
