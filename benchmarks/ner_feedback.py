@@ -189,8 +189,8 @@ def load_arm(config_path: str, overrides: list[str]) -> tuple[dict, dict]:
     if arm.get("method") not in METHODS:
         raise ValueError(f"{config_path}: method {arm.get('method')!r} is not one of {METHODS}.")
     if arm.get("replay_warm") and arm["method"] in ("floor", "gold"):
-        raise ValueError(f"{config_path}: replay_warm adds the 1% gold rows to the feedback rounds; method "
-                         f"{arm['method']!r} reads no feedback.")
+        raise ValueError(f"{config_path}: replay_warm adds the 1% gold rows to each round's training rows; method "
+                         f"{arm['method']!r} has no rounds (floor) or already trains on gold labels (gold).")
     if arm.get("partial_label_ce") and arm["method"] not in RL_REWARDS:
         raise ValueError(f"{config_path}: partial_label_ce mixes CE into an RL arm; method {arm['method']!r} is not one "
                          f"of {sorted(RL_REWARDS)} (use method: partial_label for partial-label CE alone).")
@@ -313,13 +313,17 @@ def paired(rows: list[dict], pairs=PAIRS) -> str:
     return "\n".join(lines)
 
 
+RECIPE_METHODS = ("partial_label", "accepted_span", "token_rl", "token_rl_partial_ce", "sentence_rl")
+"""The arms `recipes/ner_feedback.py` can run as a `--method` (the others are controls or need the benchmark's data)."""
+
+
 def dev_choice(rows: list[dict], expected_seeds=(1, 2, 3)) -> str:
-    """The recipe default's rule: of the arms with every expected seed at every noise level the feedback arms ran
-    at, the best mean dev F1 over those runs."""
+    """The recipe default's rule: of the arms the recipe can run (`RECIPE_METHODS`) with every expected seed at every
+    noise level the feedback arms ran at, the best mean dev F1 over those runs."""
     noises = sorted({r["noise"] for r in rows if r["method"] not in NO_FEEDBACK})
     dev = defaultdict(dict)
     for r in rows:
-        if r["method"] not in NO_FEEDBACK:
+        if r["name"] in RECIPE_METHODS:
             dev[r["name"]][(r["noise"], r["seed"])] = r["final"]["dev_f1"]
     full = {name: runs for name, runs in dev.items()
             if all((n, s) in runs for n in noises for s in expected_seeds)}
@@ -328,7 +332,8 @@ def dev_choice(rows: list[dict], expected_seeds=(1, 2, 3)) -> str:
     ranked = sorted(full, key=lambda name: -statistics.fmean(full[name].values()))
     scores = ", ".join(f"{name} {100 * statistics.fmean(full[name].values()):.2f}" for name in ranked[:4])
     return (f"Mean dev F1 over noise {', '.join(f'{n:g}' for n in noises)} and seeds "
-            f"{', '.join(map(str, expected_seeds))} (the recipe default's rule): {scores}; best: {ranked[0]}.")
+            f"{', '.join(map(str, expected_seeds))}, of the arms the recipe can run (the recipe default's rule): "
+            f"{scores}; best: {ranked[0]}.")
 
 
 def summarize(results_dir: str, plot_path: str | None = None, expected_seeds=(1, 2, 3)) -> str:
@@ -443,6 +448,8 @@ def main():
                     run(config, seed, noise, args.results_dir, args.work_dir, args.set)
     else:
         table = summarize(args.results_dir, args.plot)
+        if args.write and not load_results(args.results_dir):
+            raise SystemExit(f"No run JSONs in {args.results_dir}: nothing to write into {args.write}.")
         if args.write:
             write_between_markers(Path(args.write), table, TABLE_BEGIN, TABLE_END)
 

@@ -149,14 +149,16 @@ def report(results_dir: Path | None = None) -> str:
         header += f" token − sequence (paired, seeds {','.join(map(str, common))}) |"
     lines = [header, "|---" * (header.count("|") - 1) + "|"]
     for metric in METRICS:
-        row = f"| {LABELS[metric]} | {start['before'][metric]:.2f} |" if start else f"| {LABELS[metric]} | - |"
-        row += "".join(f" {mean_std([runs[a][s]['after'][metric] for s in sorted(runs[a])])} |" for a in arms)
+        digits = 0 if metric in ("judged_entities", "entities") else 2  # counts
+        row = f"| {LABELS[metric]} | {start['before'][metric]:.{digits}f} |" if start else f"| {LABELS[metric]} | - |"
+        row += "".join(f" {mean_std([runs[a][s]['after'][metric] for s in sorted(runs[a])], digits)} |" for a in arms)
         if common:
-            row += f" {mean_std([runs['token'][s]['after'][metric] - runs['sequence'][s]['after'][metric] for s in common])} |"
+            row += (f" {mean_std([runs['token'][s]['after'][metric] - runs['sequence'][s]['after'][metric] for s in common], digits)} |")
         lines.append(row)
     first = next(iter(next(iter(runs.values())).values())) if runs else start
     judge = json.loads((results_dir / "judge.json").read_text()) if (results_dir / "judge.json").is_file() else None
-    notes = [f"{first['eval_prompts']} SAMSum test dialogues, greedy summaries; ROUGE in percent; mean ± std over seeds."]
+    notes = [f"{first['eval_prompts']} SAMSum test dialogues, greedy summaries; ROUGE in percent"
+             + ("; mean ± std over seeds." if runs else "; the starting model only (no RL run yet).")]
     if judge:
         notes.append(f"Judge: MiniLM NER, CoNLL-2003 test entity F1 {100 * judge['conll2003_test']['f1']:.2f}.")
     if common:

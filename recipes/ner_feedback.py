@@ -77,8 +77,10 @@ class FeedbackArguments:
     )
     accept_weight: float = field(default=1.0, metadata={"help": "RL: reward for keeping an accepted word's tag."})
     reject_weight: float = field(default=1.0, metadata={"help": "RL: penalty for repeating a rejected tag."})
-    o_weight: float = field(default=0.0, metadata={"help": "token_rl: reward for O outside shown entities (trusts O)."})
-    missed_weight: float = field(default=0.0, metadata={"help": "token_rl: penalty per missed entity on O words."})
+    o_weight: float = field(
+        default=0.0, metadata={"help": "token_rl(_partial_ce): reward for O outside shown entities (trusts O)."})
+    missed_weight: float = field(
+        default=0.0, metadata={"help": "token_rl(_partial_ce): penalty per missed entity on O words."})
     eval_dataset_dir: str | None = field(
         default=None, metadata={"help": "Optional CoNLL folder with a labelled dev split to score the model on."}
     )
@@ -111,6 +113,17 @@ def reward_for(script_args: FeedbackArguments):
                               o_weight=script_args.o_weight, missed_weight=script_args.missed_weight)
 
 
+def check_coefficients(training_args: TokenClassificationRLConfig, method: str) -> None:
+    """The method sets `rl_coef`, `ce_coef` and `ce_weight_column`; a value changed from the config's default that the
+    method would overwrite is refused instead of ignored."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TokenClassificationRLConfig)}
+    for key, value in COEFFICIENTS[method].items():
+        given = getattr(training_args, key)
+        if given != defaults[key] and given != value:
+            raise ValueError(f"--{key} {given!r} conflicts with --method {method}, which trains with {key}={value!r}. "
+                             f"Fix: drop --{key} (the method sets the loss terms), or pick the method that matches it.")
+
+
 def main(script_args: FeedbackArguments, training_args: TokenClassificationRLConfig,
          model_args: TokenLevelModelConfig | None = None) -> dict:
     """`model_args.model_name_or_path`: the deployed tagger that produced the shown labellings (a folder or Hub id;
@@ -129,6 +142,7 @@ def main(script_args: FeedbackArguments, training_args: TokenClassificationRLCon
     logger.info(f"{len(records)} records, {len(judged)} bits ({sum(e['accepted'] for e in judged)} accepted)")
 
     coefficients = COEFFICIENTS[method]
+    check_coefficients(training_args, method)
     logger.info(f"method {method}: {coefficients}")
     training_args = dataclasses.replace(training_args, **coefficients)
     set_seed(training_args.seed)

@@ -87,20 +87,29 @@ def test_rows_with_different_columns_are_refused_naming_the_row_and_columns(tmp_
 
 def test_learn_online_applies_the_partial_label_ce_weights_of_each_row(tmp_path):
     """The docs' recommended mix (`ce_weight=True` rows, `ce_weight_column`): the per-word weights travel with each row
-    through the online loop; with every weight 0 and the policy gradient off nothing moves, with the feedback's
-    weights CE trains."""
-    moved = {}
-    for case in ("zero", "feedback"):
+    through the online loop. CE only (policy gradient off): with every weight 0 nothing moves; with the feedback's
+    weights CE trains, and changing the shown tags under weight-0 words changes nothing (they are out of the loss);
+    with the policy gradient on as well, the loop runs."""
+    def run(case, **overrides):
         stream, seed = feedback_rows(16, seed=6, ce_weight=True), feedback_rows(8, seed=7, ce_weight=True)
-        if case == "zero":
-            for row in stream + seed:
+        for row in stream + seed:
+            if case == "zero":
                 row["ce_weight"] = [0.0] * len(row["ce_weight"])
-        else:
-            assert any(0.0 in row["ce_weight"] for row in stream) and any(1.0 in row["ce_weight"] for row in stream)
-        trainer = online_trainer(tmp_path / case, SpanFeedbackReward(), rl_coef=0.0, ce_coef=1.0,
-                                 ce_weight_column="ce_weight")
+            elif case == "retagged":  # another tag wherever the weight is 0
+                row["ner_tags"] = [(t + 1) % len(SYNTH_LABELS) if w == 0.0 else t
+                                   for t, w in zip(row["ner_tags"], row["ce_weight"])]
+        trainer = online_trainer(tmp_path / case, SpanFeedbackReward(), **{
+            "rl_coef": 0.0, "ce_coef": 1.0, "ce_weight_column": "ce_weight", **overrides})
         start = trainer.model.classifier.weight.detach().clone()
         trainer.learn_online(stream, seed_examples=seed)
         assert trainer.state.global_step == 4
-        moved[case] = (trainer.model.classifier.weight - start).abs().max().item()
-    assert moved["zero"] == 0.0 and moved["feedback"] > 1e-4, moved
+        return stream, trainer.model.classifier.weight.detach() - start
+
+    _, zero = run("zero")
+    stream, feedback = run("feedback")
+    assert any(0.0 in row["ce_weight"] for row in stream) and any(1.0 in row["ce_weight"] for row in stream)
+    _, retagged = run("retagged")
+    assert zero.abs().max().item() == 0.0 and feedback.abs().max().item() > 1e-4
+    assert torch.equal(retagged, feedback)
+    _, mixed = run("mixed", rl_coef=1.0)
+    assert not torch.equal(mixed, feedback)  # the policy gradient adds its own update

@@ -66,8 +66,17 @@ def test_the_default_token_rl_with_partial_label_ce_mixes_both_losses_with_the_f
     assert result.returncode == 0, result.stderr[-4000:]
     report = json.loads((tmp_path / "out" / "feedback_report.json").read_text())
     assert report["method"] == "token_rl_partial_ce" and report["optimizer_steps"] == 2
-    assert report["rl_coef"] == 1.0 and report["ce_coef"] == 1.0 and report["ce_weight_column"] == "ce_weight"
     assert (tmp_path / "out" / "model.safetensors").exists()
+    import yaml
+
+    trained_with = yaml.safe_load((tmp_path / "out" / "resolved_config.yaml").read_text())["training"]
+    assert (trained_with["rl_coef"], trained_with["ce_coef"], trained_with["ce_weight_column"]) == (1.0, 1.0, "ce_weight")
+
+
+def test_a_flag_the_method_would_overwrite_is_refused(tmp_path, feedback_dir):
+    result = run_recipe(tmp_path, feedback_dir, "--method", "partial_label", "--ce_coef", "0.5")
+    assert result.returncode != 0
+    assert "--ce_coef 0.5 conflicts with --method partial_label, which trains with ce_coef=1.0" in result.stderr
 
 
 def test_a_bad_record_stops_the_recipe_naming_file_line_and_field(tmp_path, feedback_dir):
