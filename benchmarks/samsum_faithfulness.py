@@ -63,10 +63,12 @@ JUDGE_COMMAND = ["recipes/ner_lora.py", "--config", "recipes/configs/ner_lora.ya
                  "--disable_tqdm", "true"]
 """The judge: the NER recipe's defaults (LoRA on the packaged MiniLM, all of CoNLL-2003 train), saved merged."""
 
-METRICS = ("judged_hallucinated_entity_rate", "judged_entities", "hallucinated_entity_rate", "entities", "rougeL",
-           "rouge1", "rouge2", "mean_words")
+METRICS = ("judged_hallucinated_entity_rate", "judged_hallucinating_summaries", "judged_entities",
+           "hallucinated_entity_rate", "hallucinating_summaries", "entities", "rougeL", "rouge1", "rouge2", "mean_words")
 LABELS = {
     "judged_hallucinated_entity_rate": "hallucinated entities, judged by the NER model (%)",
+    "judged_hallucinating_summaries": "summaries with a hallucinated entity, judged by the NER model (%)",
+    "hallucinating_summaries": "summaries with a hallucinated entity, the reward's heuristic (%)",
     "judged_entities": "entities found by the NER model",
     "hallucinated_entity_rate": "hallucinated entities, the reward's heuristic (%; trained on)",
     "entities": "entities found by the heuristic",
@@ -130,6 +132,18 @@ def run_recipe(arm: str | None, seed: int, judge_dir: Path = JUDGE_DIR, extra_ar
         shutil.rmtree(output_dir, ignore_errors=True)
 
 
+def scores(result: dict, key: str) -> dict:
+    """A run's scores (`key`: "before" for start.json, "after" for an arm) plus the shares of summaries with at least
+    one hallucinated entity (judged and heuristic), recomputed from its per-summary records: a rate per summary,
+    which fewer entities per summary does not lower by itself."""
+    out = dict(result[key])
+    if result.get("summaries"):
+        records = [summary[key] for summary in result["summaries"]]
+        out["judged_hallucinating_summaries"] = 100 * sum(bool(r["judged_hallucinated"]) for r in records) / len(records)
+        out["hallucinating_summaries"] = 100 * sum(bool(r["hallucinated"]) for r in records) / len(records)
+    return out
+
+
 def report(results_dir: Path | None = None) -> str:
     """The starting model, each arm after RL (mean ± std over seeds) and the paired token − sequence difference per
     seed; the last line gives the judged rate of the token arm relative to the sequence arm."""
@@ -137,8 +151,10 @@ def report(results_dir: Path | None = None) -> str:
     runs: dict[str, dict[int, dict]] = {}
     for path in sorted(results_dir.glob("*_seed*.json")):
         result = json.loads(path.read_text())
-        runs.setdefault(result["arm"], {})[result["seed"]] = result
+        runs.setdefault(result["arm"], {})[result["seed"]] = {**result, "after": scores(result, "after")}
     start = json.loads((results_dir / "start.json").read_text()) if (results_dir / "start.json").is_file() else None
+    if start is not None:
+        start = {**start, "before": scores(start, "before")}
     if not runs and start is None:
         raise SystemExit("No results yet: run the grid first.")
     arms = [a for a in ARMS if a in runs]

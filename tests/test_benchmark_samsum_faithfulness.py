@@ -79,6 +79,7 @@ def test_report_gives_start_arms_and_the_paired_difference(tmp_path):
     assert rows[bench.LABELS["rougeL"]].endswith("| 0.00 ± 1.41 |")  # +1, -1
     assert "token − sequence (paired, seeds 1,2)" in table and "CoNLL-2003 test entity F1 81.23" in table
     assert "per seed: 0.50, 0.75 (mean 0.62)" in table
+    assert rows[bench.LABELS["judged_hallucinating_summaries"]].endswith("| 1.00 ± 0.00 | 0.00 ± 0.00 |")  # no records
     for folder_table in (table, start_only_table(tmp_path)):  # every row has as many cells as the header
         lines = [line for line in folder_table.splitlines() if line.startswith("|")]
         assert len({line.count("|") for line in lines}) == 1, lines[:3]
@@ -98,3 +99,16 @@ def test_benchmarks_doc_table_is_the_report_of_the_committed_results():
     assert f"{bench.TABLE_BEGIN}\n{bench.report()}\n{bench.TABLE_END}" in doc, (
         "docs/benchmarks.md is stale: python benchmarks/samsum_faithfulness.py report --write docs/benchmarks.md"
     )
+
+
+def test_summary_shares_are_recomputed_from_the_per_summary_records():
+    def record(judged, heuristic):
+        return {"judged_hallucinated": judged, "hallucinated": heuristic}
+
+    result = {"after": {"rougeL": 20.0}, "summaries": [
+        {"after": record(["Zed"], [])}, {"after": record([], ["Zed", "Yan"])}, {"after": record([], ["Xu"])},
+        {"after": record(["Zed", "Yan"], ["Yan"])}]}
+    got = bench.scores(result, "after")
+    assert (got["judged_hallucinating_summaries"], got["hallucinating_summaries"], got["rougeL"]) == (50.0, 75.0, 20.0)
+    start = {"before": {"rougeL": 1.0}, "summaries": [{"before": record(["Zed"], ["Zed"])}, {"before": record([], [])}]}
+    assert bench.scores(start, "before")["judged_hallucinating_summaries"] == 50.0
