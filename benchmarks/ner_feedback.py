@@ -42,7 +42,7 @@ import yaml
 from transformers import set_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_between_markers  # noqa: E402
+from _common import mean_std, write_between_markers  # noqa: E402
 from conll2003 import (  # the fixed 1% subset of the CoNLL benchmark
     SUBSET_SEED,
     training_subset,
@@ -265,10 +265,9 @@ def load_results(results_dir: str) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(Path(results_dir).glob("*.json"))]
 
 
-def _mean_std(values: list[float], scale: float = 100.0) -> str:
-    if len(values) == 1:
-        return f"{scale * values[0]:.2f}"
-    return f"{scale * statistics.mean(values):.2f} ± {scale * statistics.stdev(values):.2f}"
+def _percent(values: list[float]) -> str:
+    """`mean ± std` of F1 fractions, in points."""
+    return mean_std([100 * v for v in values])
 
 
 LEGEND = {"floor": "floor: CE on the 1% only", "self_training": "self-training (no feedback)",
@@ -308,7 +307,7 @@ def paired(rows: list[dict], pairs=PAIRS) -> str:
             cells = []
             for metric in ("dev_f1", "test_f1"):
                 diffs = [100 * (final[(arm, noise, s)][metric] - final[(reference, ref_noise, s)][metric]) for s in seeds]
-                cells += [", ".join(f"{d:+.2f}" for d in diffs), _mean_std([d / 100 for d in diffs])]
+                cells += [", ".join(f"{d:+.2f}" for d in diffs), mean_std(diffs)]
             lines.append(f"| {noise:g} | {arm} − {reference} | {','.join(map(str, seeds))} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
@@ -349,8 +348,8 @@ def summarize(results_dir: str, plot_path: str | None = None, expected_seeds=(1,
         bits = [r["final"]["bits"] for r in runs]
         lines.append(f"| {noise:g} | {name} | {runs[0]['shown']} | {len(runs)} | {statistics.mean(bits):.0f} | "
                      f"{statistics.mean(r['final']['gold_units'] for r in runs):.0f} | "
-                     f"{_mean_std([r['final']['dev_f1'] for r in runs])} | "
-                     f"{_mean_std([r['final']['test_f1'] for r in runs])} | "
+                     f"{_percent([r['final']['dev_f1'] for r in runs])} | "
+                     f"{_percent([r['final']['test_f1'] for r in runs])} | "
                      f"{'seeds ' + ', '.join(map(str, missing)) if missing else '-'} |")
     table = "\n".join(lines)
     if groups:
