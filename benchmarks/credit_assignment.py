@@ -19,7 +19,7 @@ model (sum over the completion of log pi - log pi_0 on the sampled tokens), dist
 
     nice -n 10 python benchmarks/credit_assignment.py run --config benchmarks/configs/credit_assignment/abc.yaml --seed 1
     nice -n 10 python benchmarks/credit_assignment.py grid --seeds 1 2 3      # every arm; skips finished runs
-    python benchmarks/credit_assignment.py report --write docs/benchmarks.md  # table + plots from the JSONs
+    python benchmarks/credit_assignment.py report --write docs/credit_assignment.md  # tables + plots from the JSONs
 
 One JSON per run in docs/results/credit_assignment/<arm>_seed<seed>.json (config, curve, train log, final held-out
 completions). A run whose JSON exists is skipped, so an interrupted grid resumes where it stopped.
