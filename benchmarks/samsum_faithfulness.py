@@ -64,12 +64,15 @@ JUDGE_COMMAND = ["recipes/ner_lora.py", "--config", "recipes/configs/ner_lora.ya
 """The judge: the NER recipe's defaults (LoRA on the packaged MiniLM, all of CoNLL-2003 train), saved merged."""
 
 METRICS = ("judged_hallucinated_entity_rate", "judged_hallucinating_summaries", "judged_entities",
+           "judged_faithful_per_summary", "judged_entityless_summaries",
            "hallucinated_entity_rate", "hallucinating_summaries", "entities", "rougeL", "rouge1", "rouge2", "mean_words")
 LABELS = {
     "judged_hallucinated_entity_rate": "hallucinated entities, judged by the NER model (%)",
     "judged_hallucinating_summaries": "summaries with a hallucinated entity, judged by the NER model (%)",
     "hallucinating_summaries": "summaries with a hallucinated entity, the reward's heuristic (%)",
     "judged_entities": "entities found by the NER model",
+    "judged_faithful_per_summary": "faithful entities per summary, judged by the NER model",
+    "judged_entityless_summaries": "summaries without any entity, judged by the NER model (%)",
     "hallucinated_entity_rate": "hallucinated entities, the reward's heuristic (%; trained on)",
     "entities": "entities found by the heuristic",
     "rougeL": "ROUGE-L F1", "rouge1": "ROUGE-1 F1", "rouge2": "ROUGE-2 F1", "mean_words": "words per summary",
@@ -134,13 +137,18 @@ def run_recipe(arm: str | None, seed: int, judge_dir: Path = JUDGE_DIR, extra_ar
 
 def scores(result: dict, key: str) -> dict:
     """A run's scores (`key`: "before" for start.json, "after" for an arm) plus the shares of summaries with at least
-    one hallucinated entity (judged and heuristic), recomputed from its per-summary records: a rate per summary,
-    which fewer entities per summary does not lower by itself."""
+    one hallucinated entity (judged and heuristic), the judged faithful entities per summary and the share of summaries
+    without any judged entity, recomputed from its per-summary records: the first two are rates per summary, which
+    fewer entities per summary does not lower by itself; the last two show whether a lower rate comes from naming
+    fewer people."""
     out = dict(result[key])
     if result.get("summaries"):
         records = [summary[key] for summary in result["summaries"]]
         out["judged_hallucinating_summaries"] = 100 * sum(bool(r["judged_hallucinated"]) for r in records) / len(records)
         out["hallucinating_summaries"] = 100 * sum(bool(r["hallucinated"]) for r in records) / len(records)
+        out["judged_faithful_per_summary"] = sum(
+            len(r["judged_entities"]) - len(r["judged_hallucinated"]) for r in records) / len(records)
+        out["judged_entityless_summaries"] = 100 * sum(not r["judged_entities"] for r in records) / len(records)
     return out
 
 

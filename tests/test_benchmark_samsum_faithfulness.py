@@ -102,13 +102,16 @@ def test_benchmarks_doc_table_is_the_report_of_the_committed_results():
 
 
 def test_summary_shares_are_recomputed_from_the_per_summary_records():
-    def record(judged, heuristic):
-        return {"judged_hallucinated": judged, "hallucinated": heuristic}
+    def record(judged, heuristic, found=()):
+        return {"judged_hallucinated": judged, "hallucinated": heuristic, "judged_entities": [*judged, *found]}
 
     result = {"after": {"rougeL": 20.0}, "summaries": [
-        {"after": record(["Zed"], [])}, {"after": record([], ["Zed", "Yan"])}, {"after": record([], ["Xu"])},
-        {"after": record(["Zed", "Yan"], ["Yan"])}]}
+        {"after": record(["Zed"], [], ["Amy", "Bo"])}, {"after": record([], ["Zed", "Yan"])},
+        {"after": record([], ["Xu"], ["Amy"])}, {"after": record(["Zed", "Yan"], ["Yan"], ["Amy"])}]}
     got = bench.scores(result, "after")
     assert (got["judged_hallucinating_summaries"], got["hallucinating_summaries"], got["rougeL"]) == (50.0, 75.0, 20.0)
+    # faithful judged entities 2 + 0 + 1 + 1 over 4 summaries; one summary (the second) names nobody
+    assert (got["judged_faithful_per_summary"], got["judged_entityless_summaries"]) == (1.0, 25.0)
     start = {"before": {"rougeL": 1.0}, "summaries": [{"before": record(["Zed"], ["Zed"])}, {"before": record([], [])}]}
     assert bench.scores(start, "before")["judged_hallucinating_summaries"] == 50.0
+    assert bench.scores(start, "before")["judged_entityless_summaries"] == 50.0
