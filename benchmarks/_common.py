@@ -87,10 +87,11 @@ def write_between_markers(path: Path, text: str, begin: str, end: str) -> None:
 
 def grid_report_main(argv, doc: str, arms, run_grid: Callable, report: Callable[[], str], markers: tuple[str, str],
                      grid_help: str = "arm x seed; finished runs are skipped", default_arms=None,
-                     add_grid_arguments: Callable | None = None) -> None:
+                     add_grid_arguments: Callable | None = None,
+                     extra_commands: dict[str, tuple[str, Callable[[], None]]] | None = None) -> None:
     """The two commands every result-producing benchmark has: `grid` (`--seeds`, `--arms` and the benchmark's own
     options; `run_grid(options)` runs what is missing) and `report [--write DOC]` (the tables to stdout, and between
-    `markers` of DOC)."""
+    `markers` of DOC); `extra_commands` adds the benchmark's own argument-less commands (name -> (help, function))."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     grid = sub.add_parser("grid", help=grid_help)
@@ -100,7 +101,12 @@ def grid_report_main(argv, doc: str, arms, run_grid: Callable, report: Callable[
     grid.add_argument("--arms", nargs="+", default=list(default_arms or arms), choices=list(arms))
     rep = sub.add_parser("report", help="the tables (stdout) from the JSONs")
     rep.add_argument("--write", default=None, help="markdown file whose text between the table markers is replaced")
+    for name, (help_text, _) in (extra_commands or {}).items():
+        sub.add_parser(name, help=help_text)
     opts = parser.parse_args(argv)
+    if opts.command in (extra_commands or {}):
+        extra_commands[opts.command][1]()
+        return
     if opts.command == "grid":
         run_grid(opts)
         return

@@ -28,6 +28,7 @@ decoding makes it the same for every seed and arm).
 
     python benchmarks/samsum_faithfulness.py grid --seeds 1 2 3          # judge, start, then arm x seed
     python benchmarks/samsum_faithfulness.py report --write docs/benchmarks.md
+    python benchmarks/samsum_faithfulness.py rejudge     # after a rebuilt judge: re-score every run's summaries with it
 
 One JSON per run in docs/results/samsum_faithfulness/ (`<arm>_seed<seed>.json`: the command, the scores, the train log
 and every summary with its entities). A finished run is skipped; a `.running` file makes other workers skip it too.
@@ -35,6 +36,7 @@ and every summary with its entities). A finished run is skipped; a `.running` fi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -83,22 +85,43 @@ def _env() -> dict:
     return recipe_env(HF_HUB_OFFLINE="1")
 
 
+def judge_identity(judge_dir: Path = JUDGE_DIR) -> dict:
+    """The judge's fingerprint: the sha256 of its weights. Every run records the fingerprint of the judge that scored
+    it, and the report refuses to put runs judged by different judges side by side."""
+    digest = hashlib.sha256()
+    with open(Path(judge_dir) / "model.safetensors", "rb") as weights:
+        for chunk in iter(lambda: weights.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"sha256": digest.hexdigest()}
+
+
+def _judge_record(judge_dir: Path, extra_args=()) -> dict:
+    scores = json.loads((Path(judge_dir) / "all_results.json").read_text())
+    return {
+        "command": " ".join(["python", *JUDGE_COMMAND, "--output_dir", "<judge_dir>", *extra_args]),
+        "conll2003_test": {k[len("predict_"):]: v for k, v in scores.items() if k.startswith("predict_")},
+        "conll2003_dev": {k[len("eval_"):]: v for k, v in scores.items() if k.startswith("eval_")},
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        **judge_identity(judge_dir),
+    }
+
+
 def build_judge(judge_dir: Path = JUDGE_DIR, results_dir: Path | None = None, extra_args=()) -> Path:
-    """Trains the NER judge once (skipped when `judge_dir` holds a model) and records its CoNLL scores in
-    `judge.json`."""
+    """Trains the NER judge once (skipped when `judge_dir` holds a model) and records its CoNLL scores and fingerprint
+    in `judge.json`. A judge that is not the one `judge.json` records (a rebuilt cache: training is not bit-for-bit
+    reproducible across machines and thread counts) is refused: `rejudge` re-scores every committed run with it."""
     judge_dir, record = Path(judge_dir), Path(results_dir or RESULTS) / "judge.json"
     if not (judge_dir / "config.json").is_file():
         cmd = [sys.executable, *JUDGE_COMMAND, "--output_dir", str(judge_dir), *extra_args]
         subprocess.run(cmd, cwd=REPO_ROOT, env=_env(), check=True)
     if not record.is_file():
-        scores = json.loads((judge_dir / "all_results.json").read_text())
         record.parent.mkdir(parents=True, exist_ok=True)
-        record.write_text(json.dumps({
-            "command": " ".join(["python", *JUDGE_COMMAND, "--output_dir", "<judge_dir>", *extra_args]),
-            "conll2003_test": {k[len("predict_"):]: v for k, v in scores.items() if k.startswith("predict_")},
-            "conll2003_dev": {k[len("eval_"):]: v for k, v in scores.items() if k.startswith("eval_")},
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        }, indent=1))
+        record.write_text(json.dumps(_judge_record(judge_dir, extra_args), indent=1))
+    elif json.loads(record.read_text()).get("sha256") != judge_identity(judge_dir)["sha256"]:
+        raise SystemExit(f"The judge in {judge_dir} is not the one that judged the runs in {record.parent} ({record} "
+                         "records another fingerprint). Fix: `python benchmarks/samsum_faithfulness.py rejudge` "
+                         "re-scores every run there with this judge (their earlier judged numbers are kept in each "
+                         "JSON), or restore that judge's folder.")
     return judge_dir
 
 
@@ -130,9 +153,67 @@ def run_recipe(arm: str | None, seed: int, judge_dir: Path = JUDGE_DIR, extra_ar
         summaries = results["summaries"]
         if arm is not None:  # the starting model's summaries live in start.json
             summaries = [{k: v for k, v in s.items() if k != "before"} for s in summaries]
-        return {"arm": arm or "start", "seed": seed, **{k: results[k] for k in keep}, "summaries": summaries, **provenance}
+        return {"arm": arm or "start", "seed": seed, **{k: results[k] for k in keep}, "summaries": summaries,
+                "judge": judge_identity(judge_dir), **provenance}
     finally:
         shutil.rmtree(output_dir, ignore_errors=True)
+
+
+JUDGED = ("judged_hallucinated_entity_rate", "judged_entities", "judged_hallucinated_entities")
+"""A run's corpus numbers that depend on the judge."""
+
+
+def rejudge(results_dir: Path | None = None, judge_dir: Path = JUDGE_DIR, extractor=None) -> list[Path]:
+    """Re-scores the judged entities of every run in `results_dir` (the starting model's and each arm's summaries, from
+    their committed per-summary records) with the judge in `judge_dir` (`extractor`: its entity finder, loaded from
+    there when None), and records that judge in `judge.json`. A run that records this judge is left alone; a run
+    whose judged entities change keeps the judged numbers it had under `earlier_judges` (one that does not change was
+    judged by this judge: it is only stamped); the replaced `judge.json` is kept under `replaces`. Returns the files
+    written."""
+    from trl_tokenlevel.metrics.text import words
+    from trl_tokenlevel.rewards.completion.faithfulness import entity_in_source
+
+    results_dir, judge_dir = Path(results_dir or RESULTS), Path(judge_dir)
+    identity = judge_identity(judge_dir)
+    if extractor is None:
+        sys.path.insert(0, str(REPO_ROOT / "recipes"))
+        from summarize_lora import load_judge
+
+        extractor = load_judge(str(judge_dir))
+    changed = []
+    for path in sorted(results_dir.glob("*.json")):
+        if path.name == "judge.json":
+            continue
+        result = json.loads(path.read_text())
+        if result.get("judge", {}).get("sha256") == identity["sha256"]:
+            continue
+        key = "before" if result["arm"] == "start" else "after"
+        records = [summary[key] for summary in result["summaries"]]
+        before = [(r["judged_entities"], r["judged_hallucinated"]) for r in records]
+        earlier = {**result.get("judge", {"sha256": None}), **{k: result[key][k] for k in JUDGED}}
+        for summary, record in zip(result["summaries"], records):
+            found = [record["summary"][start:end] for start, end in extractor(record["summary"])]
+            record["judged_entities"] = found
+            record["judged_hallucinated"] = [e for e in found if not entity_in_source(e, words(summary["context"]))]
+        entities = sum(len(r["judged_entities"]) for r in records)
+        hallucinated = sum(len(r["judged_hallucinated"]) for r in records)
+        result[key].update(judged_entities=entities, judged_hallucinated_entities=hallucinated,
+                           judged_hallucinated_entity_rate=100.0 * hallucinated / max(entities, 1))
+        if before != [(r["judged_entities"], r["judged_hallucinated"]) for r in records]:  # else: the same judge
+            result["earlier_judges"] = [*result.get("earlier_judges", []), earlier]
+        result["judge"] = identity
+        partial = path.parent / f"{path.name}.partial"
+        partial.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+        os.replace(partial, path)
+        changed.append(path)
+    record_path = results_dir / "judge.json"
+    previous = json.loads(record_path.read_text()) if record_path.is_file() else None
+    if previous is None or previous.get("sha256") != identity["sha256"]:
+        record = _judge_record(judge_dir)
+        if previous is not None:
+            record["replaces"] = [*previous.pop("replaces", []), previous]
+        record_path.write_text(json.dumps(record, indent=1))
+    return changed
 
 
 def scores(result: dict, key: str) -> dict:
@@ -181,10 +262,22 @@ def report(results_dir: Path | None = None) -> str:
         lines.append(row)
     first = next(iter(next(iter(runs.values())).values())) if runs else start
     judge = json.loads((results_dir / "judge.json").read_text()) if (results_dir / "judge.json").is_file() else None
+    everything = [start] * (start is not None) + [r for seeds in runs.values() for r in seeds.values()]
+    if judge is not None:
+        other = [f"{r['arm']} seed {r['seed']}" for r in everything
+                 if r.get("judge", {}).get("sha256") != judge.get("sha256")]
+        if other:
+            raise SystemExit(f"{', '.join(other)} in {results_dir} were judged by another judge than judge.json records: "
+                             "their judged rates are not comparable. Fix: `python benchmarks/samsum_faithfulness.py "
+                             "rejudge` re-scores them with the judge in .cache.")
+    rejudged = sum(bool(r.get("earlier_judges")) for r in everything)
     notes = [f"{first['eval_prompts']} SAMSum test dialogues, greedy summaries; ROUGE in percent"
              + ("; mean ± std over seeds." if runs else "; the starting model only (no RL run yet).")]
     if judge:
         notes.append(f"Judge: MiniLM NER, CoNLL-2003 test entity F1 {100 * judge['conll2003_test']['f1']:.2f}.")
+    if rejudged:
+        notes.append(f"{rejudged} of {len(everything)} result files were re-scored by this judge (`rejudge`, after a "
+                     "rebuild of the judge); the numbers their earlier judge gave are kept in each file.")
     if common:
         relative = [runs["token"][s]["after"]["judged_hallucinated_entity_rate"]
                     / max(runs["sequence"][s]["after"]["judged_hallucinated_entity_rate"], 1e-9) for s in common]
@@ -204,8 +297,14 @@ def main(argv=None) -> None:
             for arm in opts.arms:
                 run(arm, seed)
 
+    def run_rejudge():
+        for path in rejudge():
+            print(f"re-scored {path}", flush=True)
+
     grid_report_main(argv, __doc__, ARMS, run_grid, report, (TABLE_BEGIN, TABLE_END),
-                     grid_help="the judge, the starting model, then seed x arm; finished runs are skipped")
+                     grid_help="the judge, the starting model, then seed x arm; finished runs are skipped",
+                     extra_commands={"rejudge": ("re-score the judged entities of every run with the judge in .cache "
+                                                 "(after the judge was rebuilt)", run_rejudge)})
 
 if __name__ == "__main__":
     main()

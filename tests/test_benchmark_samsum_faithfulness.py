@@ -37,8 +37,7 @@ def test_the_judge_is_built_once_and_its_conll_scores_recorded(tmp_path, monkeyp
         calls.append(cmd)
         folder = Path(cmd[cmd.index("--output_dir") + 1])
         folder.mkdir(parents=True)
-        (folder / "config.json").write_text("{}")
-        (folder / "all_results.json").write_text(json.dumps({"predict_f1": 0.81, "eval_f1": 0.85, "train_loss": 1.0}))
+        fake_judge(folder, b"weights one")
 
     monkeypatch.setattr(bench.subprocess, "run", fake_train)
     judge = bench.build_judge(tmp_path / "judge", tmp_path / "results")
@@ -46,6 +45,17 @@ def test_the_judge_is_built_once_and_its_conll_scores_recorded(tmp_path, monkeyp
     assert len(calls) == 1 and calls[0][1] == "recipes/ner_lora.py" and "--merge_adapters" in calls[0]
     record = json.loads((tmp_path / "results" / "judge.json").read_text())
     assert record["conll2003_test"] == {"f1": 0.81} and record["conll2003_dev"] == {"f1": 0.85} and judge == tmp_path / "judge"
+    assert record["sha256"] == bench.judge_identity(judge)["sha256"]
+    (judge / "model.safetensors").write_bytes(b"weights two")  # a rebuilt judge is not the recorded one
+    with pytest.raises(SystemExit, match="rejudge"):
+        bench.build_judge(judge, tmp_path / "results")
+
+
+def fake_judge(folder, weights, test_f1=0.81):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(weights)
+    (folder / "all_results.json").write_text(json.dumps({"predict_f1": test_f1, "eval_f1": 0.85, "train_loss": 1.0}))
 
 
 def test_a_finished_or_running_run_is_skipped(tmp_path, monkeypatch):
@@ -115,3 +125,63 @@ def test_summary_shares_are_recomputed_from_the_per_summary_records():
     start = {"before": {"rougeL": 1.0}, "summaries": [{"before": record(["Zed"], ["Zed"])}, {"before": record([], [])}]}
     assert bench.scores(start, "before")["judged_hallucinating_summaries"] == 50.0
     assert bench.scores(start, "before")["judged_entityless_summaries"] == 50.0
+
+
+def summary(text, context, judged, key="after"):
+    return {"context": context, key: {"summary": text, "judged_entities": judged, "judged_hallucinated": judged}}
+
+
+def test_rejudge_rescores_every_run_with_the_present_judge_and_keeps_what_the_earlier_one_said(tmp_path):
+    results, judge = tmp_path / "results", tmp_path / "judge"
+    results.mkdir()
+    fake_judge(judge, b"the new judge", test_f1=0.83)
+    (results / "judge.json").write_text(json.dumps({"conll2003_test": {"f1": 0.80}, "sha256": "old"}))
+    judged_before = {"judged_hallucinated_entity_rate": 50.0, "judged_entities": 2, "judged_hallucinated_entities": 1}
+    (results / "token_seed1.json").write_text(json.dumps({
+        "arm": "token", "seed": 1, "judge": {"sha256": "old"}, "after": {"rougeL": 20.0, **judged_before},
+        "summaries": [summary("Ann met Bob.", "Ann: hi", ["Bob"]), summary("Cy left.", "Cy: bye", ["Cy"])]}))
+    (results / "start.json").write_text(json.dumps({
+        "arm": "start", "seed": 0, "before": {"rougeL": 10.0, **judged_before},
+        "summaries": [summary("Ann met Dee.", "Ann: hi", [], key="before")]}))
+
+    def capitalised_words(text):  # the "new judge": every capitalised word is an entity
+        import re
+        return [(m.start(), m.end()) for m in re.finditer(r"\b[A-Z]\w*", text)]
+
+    written = bench.rejudge(results, judge, extractor=capitalised_words)
+    assert [p.name for p in written] == ["start.json", "token_seed1.json"]
+    run = json.loads((results / "token_seed1.json").read_text())
+    assert run["summaries"][0]["after"]["judged_entities"] == ["Ann", "Bob"]
+    assert run["summaries"][0]["after"]["judged_hallucinated"] == ["Bob"]  # Ann is in the dialogue
+    assert run["after"]["judged_entities"] == 3 and run["after"]["judged_hallucinated_entities"] == 1
+    assert run["after"]["judged_hallucinated_entity_rate"] == pytest.approx(100 / 3) and run["after"]["rougeL"] == 20.0
+    assert run["earlier_judges"] == [{"sha256": "old", **judged_before}]
+    assert run["judge"] == bench.judge_identity(judge)
+    start = json.loads((results / "start.json").read_text())
+    assert start["before"]["judged_hallucinated_entities"] == 1 and start["earlier_judges"][0]["sha256"] is None
+    record = json.loads((results / "judge.json").read_text())
+    assert record["conll2003_test"] == {"f1": 0.83} and record["replaces"][0]["sha256"] == "old"
+    # a second pass finds every run judged by this judge: nothing is written, nothing is re-scored
+    assert bench.rejudge(results, judge, extractor=lambda text: 1 / 0) == []
+    # a run that the present judge scored without stamping it (same entities) is stamped, with no earlier judge
+    (results / "sequence_seed1.json").write_text(json.dumps({
+        "arm": "sequence", "seed": 1, "after": {"rougeL": 20.0, **judged_before},
+        "summaries": [summary("Ann met Bob.", "Ann: hi", ["Ann", "Bob"])]}))
+    run = json.loads((results / "sequence_seed1.json").read_text())
+    run["summaries"][0]["after"]["judged_hallucinated"] = ["Bob"]
+    (results / "sequence_seed1.json").write_text(json.dumps(run))
+    assert [p.name for p in bench.rejudge(results, judge, extractor=capitalised_words)] == ["sequence_seed1.json"]
+    run = json.loads((results / "sequence_seed1.json").read_text())
+    assert "earlier_judges" not in run and run["judge"] == bench.judge_identity(judge)
+
+
+def test_report_refuses_runs_judged_by_another_judge(tmp_path):
+    (tmp_path / "judge.json").write_text(json.dumps({"conll2003_test": {"f1": 0.8}, "sha256": "new"}))
+    for arm, sha in (("token", "new"), ("sequence", "old")):
+        (tmp_path / f"{arm}_seed1.json").write_text(json.dumps({**fake_run(arm, 1, 1.0, 1.0, 20.0), "judge": {"sha256": sha}}))
+    with pytest.raises(SystemExit, match="sequence seed 1 .* another judge"):
+        bench.report(tmp_path)
+    (tmp_path / "sequence_seed1.json").write_text(json.dumps({**fake_run("sequence", 1, 1.0, 1.0, 20.0), "judge": {"sha256": "new"},
+                                                              "earlier_judges": [{"sha256": "old"}]}))
+    assert "token − sequence" in bench.report(tmp_path)
+    assert "1 of 2 result files were re-scored by this judge" in bench.report(tmp_path)
