@@ -31,6 +31,14 @@ def config_from_yaml(cls, path, overrides: dict) -> object:
         raise ValueError(f"{path}: {error}") from error
 
 
+def write_json_atomic(path: Path, data) -> None:
+    """Writes `data` as JSON to `path` whole or not at all (a `.partial` file renamed over it)."""
+    path = Path(path)
+    partial = path.parent / f"{path.name}.partial"
+    partial.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    os.replace(partial, path)
+
+
 def run_once(path: Path, produce: Callable[[], dict], label: str) -> bool:
     """Writes `produce()` as JSON to `path` unless the file exists or another process holds `<stem>.running` next to
     it (a killed run leaves that file: delete it to rerun). The JSON appears whole or not at all. Returns whether
@@ -47,10 +55,7 @@ def run_once(path: Path, produce: Callable[[], dict], label: str) -> bool:
         print(f"skip {label}: {lock} says another process runs it (delete the file if none does)", flush=True)
         return False
     try:
-        result = produce()
-        partial = path.parent / f"{path.name}.partial"
-        partial.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
-        os.replace(partial, path)
+        write_json_atomic(path, produce())
     finally:
         lock.unlink(missing_ok=True)
     return True

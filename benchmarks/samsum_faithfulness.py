@@ -50,7 +50,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import grid_report_main, mean_std, recipe_env, run_once, run_recipe_command  # noqa: E402
+from _common import (  # noqa: E402
+    grid_report_main, mean_std, recipe_env, run_once, run_recipe_command, write_json_atomic,
+)
 
 RESULTS = REPO_ROOT / "docs" / "results" / "samsum_faithfulness"
 JUDGE_DIR = REPO_ROOT / ".cache" / "samsum_faithfulness" / "ner_judge"
@@ -87,16 +89,24 @@ def _env() -> dict:
 
 def judge_identity(judge_dir: Path = JUDGE_DIR) -> dict:
     """The judge's fingerprint: the sha256 of its weights. Every run records the fingerprint of the judge that scored
-    it, and the report refuses to put runs judged by different judges side by side."""
+    it; `report` refuses runs judged by different judges and `grid` a judge other than the one `judge.json` records."""
+    weights_path = Path(judge_dir) / "model.safetensors"
+    if not weights_path.is_file():
+        raise FileNotFoundError(f"No judge in {judge_dir} (no model.safetensors). Fix: `python "
+                                "benchmarks/samsum_faithfulness.py grid` builds it first (about 15-25 minutes here).")
     digest = hashlib.sha256()
-    with open(Path(judge_dir) / "model.safetensors", "rb") as weights:
+    with open(weights_path, "rb") as weights:
         for chunk in iter(lambda: weights.read(1 << 20), b""):
             digest.update(chunk)
     return {"sha256": digest.hexdigest()}
 
 
 def _judge_record(judge_dir: Path, extra_args=()) -> dict:
-    scores = json.loads((Path(judge_dir) / "all_results.json").read_text())
+    scores_path = Path(judge_dir) / "all_results.json"
+    if not scores_path.is_file():
+        raise FileNotFoundError(f"{scores_path} is missing: the judge's CoNLL scores cannot be recorded. Fix: delete "
+                                f"{judge_dir} and run `grid` to rebuild it.")
+    scores = json.loads(scores_path.read_text())
     return {
         "command": " ".join(["python", *JUDGE_COMMAND, "--output_dir", "<judge_dir>", *extra_args]),
         "conll2003_test": {k[len("predict_"):]: v for k, v in scores.items() if k.startswith("predict_")},
@@ -106,22 +116,41 @@ def _judge_record(judge_dir: Path, extra_args=()) -> dict:
     }
 
 
+def result_files(results_dir: Path) -> list[Path]:
+    """The run files of a results folder: `start.json` and `<arm>_seed<seed>.json`."""
+    return sorted([*Path(results_dir).glob("start.json"), *Path(results_dir).glob("*_seed*.json")])
+
+
+def _mismatch(judge_dir: Path, results_dir: Path, why: str) -> SystemExit:
+    return SystemExit(
+        f"The judge in {judge_dir} is not the one that judged the runs in {results_dir} ({why}); a rebuilt judge is not "
+        "bit-for-bit the old one. Fix: `python benchmarks/samsum_faithfulness.py rejudge` re-scores every run there "
+        "with this judge (it rewrites those result files and judge.json, keeping what the earlier judge found in each "
+        "file), then `report --write docs/benchmarks.md` and commit.")
+
+
 def build_judge(judge_dir: Path = JUDGE_DIR, results_dir: Path | None = None, extra_args=()) -> Path:
-    """Trains the NER judge once (skipped when `judge_dir` holds a model) and records its CoNLL scores and fingerprint
-    in `judge.json`. A judge that is not the one `judge.json` records (a rebuilt cache: training is not bit-for-bit
-    reproducible across machines and thread counts) is refused: `rejudge` re-scores every committed run with it."""
-    judge_dir, record = Path(judge_dir), Path(results_dir or RESULTS) / "judge.json"
-    if not (judge_dir / "config.json").is_file():
+    """Trains the NER judge once (skipped when `judge_dir` holds its weights) and records its CoNLL scores and
+    fingerprint in `judge.json`. A judge that is not the one that judged the runs already in `results_dir` (a rebuilt
+    cache: training is not bit-for-bit reproducible across machines and thread counts) is refused: `rejudge`
+    re-scores those runs with it."""
+    judge_dir, results_dir = Path(judge_dir), Path(results_dir or RESULTS)
+    record_path = results_dir / "judge.json"
+    if not (judge_dir / "model.safetensors").is_file():
         cmd = [sys.executable, *JUDGE_COMMAND, "--output_dir", str(judge_dir), *extra_args]
         subprocess.run(cmd, cwd=REPO_ROOT, env=_env(), check=True)
-    if not record.is_file():
-        record.parent.mkdir(parents=True, exist_ok=True)
-        record.write_text(json.dumps(_judge_record(judge_dir, extra_args), indent=1))
-    elif json.loads(record.read_text()).get("sha256") != judge_identity(judge_dir)["sha256"]:
-        raise SystemExit(f"The judge in {judge_dir} is not the one that judged the runs in {record.parent} ({record} "
-                         "records another fingerprint). Fix: `python benchmarks/samsum_faithfulness.py rejudge` "
-                         "re-scores every run there with this judge (their earlier judged numbers are kept in each "
-                         "JSON), or restore that judge's folder.")
+    identity = judge_identity(judge_dir)["sha256"]
+    if record_path.is_file():
+        recorded = json.loads(record_path.read_text()).get("sha256")
+        if recorded != identity:
+            raise _mismatch(judge_dir, results_dir, f"{record_path} records " + (
+                f"the judge {recorded[:12]}..." if recorded else "no fingerprint: its runs predate fingerprints"))
+        return judge_dir
+    stamped = sorted({json.loads(p.read_text()).get("judge", {}).get("sha256") for p in result_files(results_dir)} - {None})
+    if any(sha != identity for sha in stamped):
+        raise _mismatch(judge_dir, results_dir, "its runs record another judge and judge.json is missing")
+    results_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(record_path, _judge_record(judge_dir, extra_args))
     return judge_dir
 
 
@@ -143,6 +172,7 @@ def run(arm: str | None, seed: int, results_dir: Path | None = None, judge_dir: 
 
 
 def run_recipe(arm: str | None, seed: int, judge_dir: Path = JUDGE_DIR, extra_args=()) -> dict:
+    identity = judge_identity(judge_dir)  # the judge the recipe loads as it starts
     output_dir = tempfile.mkdtemp(prefix=f"samsum_faithfulness_{arm or 'start'}_seed{seed}_")
     try:
         provenance = run_recipe_command(command(arm, seed, output_dir, judge_dir, extra_args), REPO_ROOT, output_dir,
@@ -154,7 +184,7 @@ def run_recipe(arm: str | None, seed: int, judge_dir: Path = JUDGE_DIR, extra_ar
         if arm is not None:  # the starting model's summaries live in start.json
             summaries = [{k: v for k, v in s.items() if k != "before"} for s in summaries]
         return {"arm": arm or "start", "seed": seed, **{k: results[k] for k in keep}, "summaries": summaries,
-                "judge": judge_identity(judge_dir), **provenance}
+                "judge": identity, **provenance}
     finally:
         shutil.rmtree(output_dir, ignore_errors=True)
 
@@ -163,57 +193,73 @@ JUDGED = ("judged_hallucinated_entity_rate", "judged_entities", "judged_hallucin
 """A run's corpus numbers that depend on the judge."""
 
 
+def _load_judge(judge_dir: Path):
+    """The recipe's own judge loader (`recipes/summarize_lora.py`: safetensors, no remote code)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("summarize_lora", REPO_ROOT / "recipes" / "summarize_lora.py")
+    recipe = sys.modules.setdefault(spec.name, importlib.util.module_from_spec(spec))  # dataclasses look it up there
+    spec.loader.exec_module(recipe)
+    return recipe.load_judge(str(judge_dir))
+
+
 def rejudge(results_dir: Path | None = None, judge_dir: Path = JUDGE_DIR, extractor=None) -> list[Path]:
-    """Re-scores the judged entities of every run in `results_dir` (the starting model's and each arm's summaries, from
-    their committed per-summary records) with the judge in `judge_dir` (`extractor`: its entity finder, loaded from
-    there when None), and records that judge in `judge.json`. A run that records this judge is left alone; a run
-    whose judged entities change keeps the judged numbers it had under `earlier_judges` (one that does not change was
-    judged by this judge: it is only stamped); the replaced `judge.json` is kept under `replaces`. Returns the files
-    written."""
-    from trl_tokenlevel.metrics.text import words
-    from trl_tokenlevel.rewards.completion.faithfulness import entity_in_source
+    """Re-scores the judged entities of every run in `results_dir` (the starting model's and each arm's summaries,
+    from their committed per-summary records, with the library's `summary_records`) by the judge in `judge_dir`
+    (`extractor`: its entity finder, loaded from there when None, run on one thread as in the recipe) and records that
+    judge in `judge.json`. A run that records this judge is left alone. Every other run keeps what its earlier judge
+    found (its fingerprint or null, the corpus numbers and each summary's judged entities) in `earlier_judges`, with
+    `entities_changed` saying whether this judge found anything different; the replaced `judge.json` is kept under
+    `replaces`. A run whose stored heuristic entities or word counts do not match its summaries is refused
+    (misaligned records). Returns the files written."""
+    import torch
+
+    from trl_tokenlevel.generation.evaluate import summary_metrics, summary_records
 
     results_dir, judge_dir = Path(results_dir or RESULTS), Path(judge_dir)
-    identity = judge_identity(judge_dir)
-    if extractor is None:
-        sys.path.insert(0, str(REPO_ROOT / "recipes"))
-        from summarize_lora import load_judge
-
-        extractor = load_judge(str(judge_dir))
-    changed = []
-    for path in sorted(results_dir.glob("*.json")):
-        if path.name == "judge.json":
-            continue
-        result = json.loads(path.read_text())
-        if result.get("judge", {}).get("sha256") == identity["sha256"]:
-            continue
-        key = "before" if result["arm"] == "start" else "after"
-        records = [summary[key] for summary in result["summaries"]]
-        before = [(r["judged_entities"], r["judged_hallucinated"]) for r in records]
-        earlier = {**result.get("judge", {"sha256": None}), **{k: result[key][k] for k in JUDGED}}
-        for summary, record in zip(result["summaries"], records):
-            found = [record["summary"][start:end] for start, end in extractor(record["summary"])]
-            record["judged_entities"] = found
-            record["judged_hallucinated"] = [e for e in found if not entity_in_source(e, words(summary["context"]))]
-        entities = sum(len(r["judged_entities"]) for r in records)
-        hallucinated = sum(len(r["judged_hallucinated"]) for r in records)
-        result[key].update(judged_entities=entities, judged_hallucinated_entities=hallucinated,
-                           judged_hallucinated_entity_rate=100.0 * hallucinated / max(entities, 1))
-        if before != [(r["judged_entities"], r["judged_hallucinated"]) for r in records]:  # else: the same judge
+    record = _judge_record(judge_dir)  # first: fails before any file is touched
+    identity = {"sha256": record["sha256"]}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        extractor = extractor or _load_judge(judge_dir)
+        written = []
+        for path in result_files(results_dir):
+            result = json.loads(path.read_text())
+            if result.get("judge", {}).get("sha256") == identity["sha256"]:
+                continue
+            key = "before" if result["arm"] == "start" else "after"
+            stored = [summary[key] for summary in result["summaries"]]
+            texts = [r["summary"] for r in stored]
+            references = [summary["reference"] for summary in result["summaries"]]
+            contexts = [summary["context"] for summary in result["summaries"]]
+            fresh = summary_records(texts, references, contexts, judge_extractor=extractor)
+            for index, (old, new) in enumerate(zip(stored, fresh)):
+                if (old["entities"], old["hallucinated"], old["words"]) != (new["entities"], new["hallucinated"], new["words"]):
+                    raise ValueError(f"{path}: summary {index}'s stored entities or word count do not match its text "
+                                     "(misaligned records); not re-scored. Fix: rerun that run.")
+            earlier = {"judge": result.get("judge"), **{k: result[key][k] for k in JUDGED},
+                       "summaries": [[r["judged_entities"], r["judged_hallucinated"]] for r in stored]}
+            earlier["entities_changed"] = earlier["summaries"] != [
+                [r["judged_entities"], r["judged_hallucinated"]] for r in fresh]
+            for old, new in zip(stored, fresh):
+                old.update(judged_entities=new["judged_entities"], judged_hallucinated=new["judged_hallucinated"])
+            corpus = summary_metrics(texts, references, contexts, judge_extractor=extractor, records=fresh)
+            result[key].update({k: corpus[k] for k in JUDGED})
             result["earlier_judges"] = [*result.get("earlier_judges", []), earlier]
-        result["judge"] = identity
-        partial = path.parent / f"{path.name}.partial"
-        partial.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
-        os.replace(partial, path)
-        changed.append(path)
+            result["judge"] = identity
+            write_json_atomic(path, result)
+            written.append(path)
+    finally:
+        torch.set_num_threads(threads)
     record_path = results_dir / "judge.json"
     previous = json.loads(record_path.read_text()) if record_path.is_file() else None
     if previous is None or previous.get("sha256") != identity["sha256"]:
-        record = _judge_record(judge_dir)
         if previous is not None:
             record["replaces"] = [*previous.pop("replaces", []), previous]
-        record_path.write_text(json.dumps(record, indent=1))
-    return changed
+        write_json_atomic(record_path, record)
+        written.append(record_path)
+    return written
 
 
 def scores(result: dict, key: str) -> dict:
@@ -231,6 +277,25 @@ def scores(result: dict, key: str) -> dict:
             len(r["judged_entities"]) - len(r["judged_hallucinated"]) for r in records) / len(records)
         out["judged_entityless_summaries"] = 100 * sum(not r["judged_entities"] for r in records) / len(records)
     return out
+
+
+def check_one_judge(results: list[dict], judge: dict | None, results_dir: Path) -> None:
+    """Refuses runs judged by different judges (or by another judge than `judge.json` records, or stamped runs with no
+    `judge.json` to say which judge that is): their judged rates are not comparable."""
+    by_judge: dict[str | None, list[str]] = {}
+    for result in results:
+        name = "start" if result["arm"] == "start" else f"{result['arm']} seed {result['seed']}"
+        by_judge.setdefault((result.get("judge") or {}).get("sha256"), []).append(name)
+    if judge is not None:
+        by_judge.setdefault(judge.get("sha256"), []).append("judge.json")
+    if judge is None and len(by_judge) == 1 and None not in by_judge:
+        raise SystemExit(f"{results_dir / 'judge.json'} is missing, so nothing says which judge scored these runs. Fix: "
+                         "restore it from git, or `python benchmarks/samsum_faithfulness.py rejudge`.")
+    if len(by_judge) > 1:
+        groups = "; ".join(f"{(sha or 'no fingerprint')[:12]}: {', '.join(names)}" for sha, names in by_judge.items())
+        raise SystemExit(f"The runs in {results_dir} were judged by different judges ({groups}): their judged rates are "
+                         "not comparable. Fix: `python benchmarks/samsum_faithfulness.py rejudge` re-scores them all "
+                         "with the judge in .cache.")
 
 
 def report(results_dir: Path | None = None) -> str:
@@ -263,21 +328,15 @@ def report(results_dir: Path | None = None) -> str:
     first = next(iter(next(iter(runs.values())).values())) if runs else start
     judge = json.loads((results_dir / "judge.json").read_text()) if (results_dir / "judge.json").is_file() else None
     everything = [start] * (start is not None) + [r for seeds in runs.values() for r in seeds.values()]
-    if judge is not None:
-        other = [f"{r['arm']} seed {r['seed']}" for r in everything
-                 if r.get("judge", {}).get("sha256") != judge.get("sha256")]
-        if other:
-            raise SystemExit(f"{', '.join(other)} in {results_dir} were judged by another judge than judge.json records: "
-                             "their judged rates are not comparable. Fix: `python benchmarks/samsum_faithfulness.py "
-                             "rejudge` re-scores them with the judge in .cache.")
-    rejudged = sum(bool(r.get("earlier_judges")) for r in everything)
+    check_one_judge(everything, judge, results_dir)
+    rejudged = sum(any(e.get("entities_changed") for e in r.get("earlier_judges", [])) for r in everything)
     notes = [f"{first['eval_prompts']} SAMSum test dialogues, greedy summaries; ROUGE in percent"
              + ("; mean ± std over seeds." if runs else "; the starting model only (no RL run yet).")]
     if judge:
         notes.append(f"Judge: MiniLM NER, CoNLL-2003 test entity F1 {100 * judge['conll2003_test']['f1']:.2f}.")
     if rejudged:
-        notes.append(f"{rejudged} of {len(everything)} result files were re-scored by this judge (`rejudge`, after a "
-                     "rebuild of the judge); the numbers their earlier judge gave are kept in each file.")
+        notes.append(f"{rejudged} of {len(everything)} result files were re-scored by this judge after it was rebuilt "
+                     "(`rejudge`); what their earlier judge found is kept in each file under `earlier_judges`.")
     if common:
         relative = [runs["token"][s]["after"]["judged_hallucinated_entity_rate"]
                     / max(runs["sequence"][s]["after"]["judged_hallucinated_entity_rate"], 1e-9) for s in common]
@@ -299,7 +358,7 @@ def main(argv=None) -> None:
 
     def run_rejudge():
         for path in rejudge():
-            print(f"re-scored {path}", flush=True)
+            print(f"wrote {path}", flush=True)
 
     grid_report_main(argv, __doc__, ARMS, run_grid, report, (TABLE_BEGIN, TABLE_END),
                      grid_help="the judge, the starting model, then seed x arm; finished runs are skipped",

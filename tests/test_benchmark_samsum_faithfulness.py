@@ -49,6 +49,12 @@ def test_the_judge_is_built_once_and_its_conll_scores_recorded(tmp_path, monkeyp
     (judge / "model.safetensors").write_bytes(b"weights two")  # a rebuilt judge is not the recorded one
     with pytest.raises(SystemExit, match="rejudge"):
         bench.build_judge(judge, tmp_path / "results")
+    # no judge.json, but a run stamped by another judge: refused too, before anything is written
+    (tmp_path / "results" / "judge.json").unlink()
+    (tmp_path / "results" / "token_seed1.json").write_text(json.dumps({"arm": "token", "seed": 1, "judge": {"sha256": "x"}}))
+    with pytest.raises(SystemExit, match="rejudge"):
+        bench.build_judge(judge, tmp_path / "results")
+    assert not (tmp_path / "results" / "judge.json").exists()
 
 
 def fake_judge(folder, weights, test_f1=0.81):
@@ -127,8 +133,32 @@ def test_summary_shares_are_recomputed_from_the_per_summary_records():
     assert bench.scores(start, "before")["judged_entityless_summaries"] == 50.0
 
 
-def summary(text, context, judged, key="after"):
-    return {"context": context, key: {"summary": text, "judged_entities": judged, "judged_hallucinated": judged}}
+
+
+def capitalised_words(text):
+    """A stand-in judge: every capitalised word is an entity."""
+    import re
+
+    return [(m.start(), m.end()) for m in re.finditer(r"\b[A-Z]\w*", text)]
+
+
+def first_word_only(text):
+    """Another stand-in judge: the first word is the only entity."""
+    return [(0, len(text.split()[0]))] if text.split() else []
+
+
+def judged_run(arm, seed, texts, contexts, extractor, judge=None):
+    """A result file as `run_recipe` writes it, judged by `extractor`."""
+    from trl_tokenlevel.generation.evaluate import summary_metrics, summary_records
+
+    key = "before" if arm == "start" else "after"
+    references = ["Ann and Bob talk."] * len(texts)
+    records = summary_records(texts, references, contexts, judge_extractor=extractor)
+    summaries = [{"reference": r, "context": c, key: {**rec, "summary": t}}
+                 for r, c, t, rec in zip(references, contexts, texts, records)]
+    run = {"arm": arm, "seed": seed, key: summary_metrics(texts, references, contexts, judge_extractor=extractor,
+                                                          records=records), "summaries": summaries}
+    return {**run, "judge": judge} if judge else run
 
 
 def test_rejudge_rescores_every_run_with_the_present_judge_and_keeps_what_the_earlier_one_said(tmp_path):
@@ -136,52 +166,85 @@ def test_rejudge_rescores_every_run_with_the_present_judge_and_keeps_what_the_ea
     results.mkdir()
     fake_judge(judge, b"the new judge", test_f1=0.83)
     (results / "judge.json").write_text(json.dumps({"conll2003_test": {"f1": 0.80}, "sha256": "old"}))
-    judged_before = {"judged_hallucinated_entity_rate": 50.0, "judged_entities": 2, "judged_hallucinated_entities": 1}
-    (results / "token_seed1.json").write_text(json.dumps({
-        "arm": "token", "seed": 1, "judge": {"sha256": "old"}, "after": {"rougeL": 20.0, **judged_before},
-        "summaries": [summary("Ann met Bob.", "Ann: hi", ["Bob"]), summary("Cy left.", "Cy: bye", ["Cy"])]}))
-    (results / "start.json").write_text(json.dumps({
-        "arm": "start", "seed": 0, "before": {"rougeL": 10.0, **judged_before},
-        "summaries": [summary("Ann met Dee.", "Ann: hi", [], key="before")]}))
-
-    def capitalised_words(text):  # the "new judge": every capitalised word is an entity
-        import re
-        return [(m.start(), m.end()) for m in re.finditer(r"\b[A-Z]\w*", text)]
+    texts, contexts = ["Ann met Bob in Rome.", "Cy left."], ["Ann: hi Rome", "Cy: bye"]
+    (results / "token_seed1.json").write_text(json.dumps(
+        judged_run("token", 1, texts, contexts, first_word_only, judge={"sha256": "old"})))
+    (results / "start.json").write_text(json.dumps(judged_run("start", 0, ["Dee met Ann."], ["Ann: hi"], first_word_only)))
+    (results / "notes.json").write_text("{}")  # not a run file: left alone
 
     written = bench.rejudge(results, judge, extractor=capitalised_words)
-    assert [p.name for p in written] == ["start.json", "token_seed1.json"]
+    assert [p.name for p in written] == ["start.json", "token_seed1.json", "judge.json"]
     run = json.loads((results / "token_seed1.json").read_text())
-    assert run["summaries"][0]["after"]["judged_entities"] == ["Ann", "Bob"]
-    assert run["summaries"][0]["after"]["judged_hallucinated"] == ["Bob"]  # Ann is in the dialogue
-    assert run["after"]["judged_entities"] == 3 and run["after"]["judged_hallucinated_entities"] == 1
-    assert run["after"]["judged_hallucinated_entity_rate"] == pytest.approx(100 / 3) and run["after"]["rougeL"] == 20.0
-    assert run["earlier_judges"] == [{"sha256": "old", **judged_before}]
+    assert run["summaries"][0]["after"]["judged_entities"] == ["Ann", "Bob", "Rome"]
+    assert run["summaries"][0]["after"]["judged_hallucinated"] == ["Bob"]  # Ann and Rome are in the dialogue
+    assert run["after"]["judged_entities"] == 4 and run["after"]["judged_hallucinated_entities"] == 1
+    assert run["after"]["judged_hallucinated_entity_rate"] == pytest.approx(25.0)
+    earlier = run["earlier_judges"]
+    assert len(earlier) == 1 and earlier[0]["judge"] == {"sha256": "old"} and earlier[0]["entities_changed"] is True
+    assert earlier[0]["summaries"] == [[["Ann"], []], [["Cy"], []]] and earlier[0]["judged_entities"] == 2
     assert run["judge"] == bench.judge_identity(judge)
     start = json.loads((results / "start.json").read_text())
-    assert start["before"]["judged_hallucinated_entities"] == 1 and start["earlier_judges"][0]["sha256"] is None
+    assert start["before"]["judged_hallucinated_entities"] == 1 and start["earlier_judges"][0]["judge"] is None
     record = json.loads((results / "judge.json").read_text())
     assert record["conll2003_test"] == {"f1": 0.83} and record["replaces"][0]["sha256"] == "old"
-    # a second pass finds every run judged by this judge: nothing is written, nothing is re-scored
+    # a second pass finds every run judged by this judge: nothing is written or re-scored
     assert bench.rejudge(results, judge, extractor=lambda text: 1 / 0) == []
-    # a run that the present judge scored without stamping it (same entities) is stamped, with no earlier judge
-    (results / "sequence_seed1.json").write_text(json.dumps({
-        "arm": "sequence", "seed": 1, "after": {"rougeL": 20.0, **judged_before},
-        "summaries": [summary("Ann met Bob.", "Ann: hi", ["Ann", "Bob"])]}))
-    run = json.loads((results / "sequence_seed1.json").read_text())
-    run["summaries"][0]["after"]["judged_hallucinated"] = ["Bob"]
-    (results / "sequence_seed1.json").write_text(json.dumps(run))
+    # an unstamped run that this judge scored: stamped, with the earlier judge recorded as finding the same entities
+    (results / "sequence_seed1.json").write_text(json.dumps(judged_run("sequence", 1, texts, contexts, capitalised_words)))
     assert [p.name for p in bench.rejudge(results, judge, extractor=capitalised_words)] == ["sequence_seed1.json"]
     run = json.loads((results / "sequence_seed1.json").read_text())
-    assert "earlier_judges" not in run and run["judge"] == bench.judge_identity(judge)
+    assert run["earlier_judges"][0]["entities_changed"] is False and run["judge"] == bench.judge_identity(judge)
 
 
-def test_report_refuses_runs_judged_by_another_judge(tmp_path):
+def test_rejudge_refuses_misaligned_records_and_a_missing_judge(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    with pytest.raises(FileNotFoundError, match="grid"):
+        bench.rejudge(results, tmp_path / "no_judge", extractor=capitalised_words)
+    fake_judge(tmp_path / "judge", b"w")
+    run = judged_run("token", 1, ["Ann met Bob.", "Cy left."], ["Ann: hi", "Cy: bye"], first_word_only)
+    run["summaries"][0]["after"]["summary"] = "Cy left."  # the record no longer matches its text
+    (results / "token_seed1.json").write_text(json.dumps(run))
+    with pytest.raises(ValueError, match="token_seed1.json: summary 0"):
+        bench.rejudge(results, tmp_path / "judge", extractor=capitalised_words)
+    assert json.loads((results / "token_seed1.json").read_text()) == run and not (results / "judge.json").exists()
+
+
+def test_rejudge_is_a_command(monkeypatch, capsys):
+    monkeypatch.setattr(bench, "rejudge", lambda: [Path("a.json")])
+    bench.main(["rejudge"])
+    assert "wrote a.json" in capsys.readouterr().out
+
+
+def test_a_run_records_the_judge_that_scored_it(tmp_path, monkeypatch):
+    fake_judge(tmp_path / "judge", b"judge weights")
+
+    def fake_recipe(cmd, cwd, output_dir, **kwargs):
+        summary = {"reference": "r", "context": "c", "before": {"summary": "s"}, "after": {"summary": "t"}}
+        (Path(output_dir) / "results.json").write_text(json.dumps({
+            "after": {"rougeL": 1.0}, "train_seconds": 1, "train_prompts": 1, "eval_prompts": 1, "steps": 1,
+            "log_history": [], "config": {}, "summaries": [summary]}))
+        return {"command": "python ..."}
+
+    monkeypatch.setattr(bench, "run_recipe_command", fake_recipe)
+    result = bench.run_recipe("token", 1, tmp_path / "judge")
+    assert result["judge"] == bench.judge_identity(tmp_path / "judge") and "before" not in result["summaries"][0]
+
+
+def test_report_refuses_runs_judged_by_different_judges(tmp_path):
     (tmp_path / "judge.json").write_text(json.dumps({"conll2003_test": {"f1": 0.8}, "sha256": "new"}))
     for arm, sha in (("token", "new"), ("sequence", "old")):
         (tmp_path / f"{arm}_seed1.json").write_text(json.dumps({**fake_run(arm, 1, 1.0, 1.0, 20.0), "judge": {"sha256": sha}}))
-    with pytest.raises(SystemExit, match="sequence seed 1 .* another judge"):
+    with pytest.raises(SystemExit, match="sequence seed 1"):
         bench.report(tmp_path)
-    (tmp_path / "sequence_seed1.json").write_text(json.dumps({**fake_run("sequence", 1, 1.0, 1.0, 20.0), "judge": {"sha256": "new"},
-                                                              "earlier_judges": [{"sha256": "old"}]}))
-    assert "token − sequence" in bench.report(tmp_path)
-    assert "1 of 2 result files were re-scored by this judge" in bench.report(tmp_path)
+    (tmp_path / "judge.json").unlink()  # without judge.json, two judges among the runs are still refused
+    with pytest.raises(SystemExit, match="different judges"):
+        bench.report(tmp_path)
+    (tmp_path / "sequence_seed1.json").write_text(json.dumps({
+        **fake_run("sequence", 1, 1.0, 1.0, 20.0), "judge": {"sha256": "new"},
+        "earlier_judges": [{"judge": {"sha256": "old"}, "entities_changed": True}]}))
+    with pytest.raises(SystemExit, match="judge.json is missing"):  # stamped runs, nothing naming their judge
+        bench.report(tmp_path)
+    (tmp_path / "judge.json").write_text(json.dumps({"conll2003_test": {"f1": 0.8}, "sha256": "new"}))
+    table = bench.report(tmp_path)
+    assert "token − sequence" in table and "1 of 2 result files were re-scored by this judge" in table
