@@ -391,7 +391,7 @@ def run(config: CreditConfig, results_dir: Path = RESULTS_DIR, force: bool = Fal
     """One run: `<results_dir>/<arm>_seed<seed>.json`, skipped when it exists (unless `force`) or another process runs
     it (its `.running` file; a killed run leaves it: delete it to rerun)."""
     path = Path(results_dir) / f"{config.name}.json"
-    if force:
+    if force and not (path.parent / f"{path.stem}.running").exists():  # another process reruns it: leave its JSON
         path.unlink(missing_ok=True)
     if run_once(path, lambda: train_one(config), config.name):
         print(f"wrote {path}", flush=True)

@@ -153,3 +153,7 @@ def test_grid_reruns_only_the_runs_from_before_the_seed_fix_when_asked(tmp_path,
     bench.run_grid([1, 2, 3], ["abc"], tmp_path, rerun_unseeded=True)
     assert calls == ["abc_seed3", "abc_seed1"]  # the old run is replaced; the seeded ones are kept
     assert not bench.is_unseeded(tmp_path / "abc_seed1.json") and not bench.is_unseeded(tmp_path / "missing.json")
+    (tmp_path / "abc_seed4.json").write_text(json.dumps({"name": "abc_seed4"}))  # old, but another process reruns it
+    (tmp_path / "abc_seed4.running").touch()
+    bench.run_grid([4], ["abc"], tmp_path, rerun_unseeded=True)
+    assert calls[-1] == "abc_seed1" and (tmp_path / "abc_seed4.json").is_file()  # skipped, and its JSON kept
