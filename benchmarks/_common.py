@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import statistics
@@ -29,6 +30,17 @@ def config_from_yaml(cls, path, overrides: dict) -> object:
         return cls(**values)
     except ValueError as error:  # a check in the dataclass's __post_init__: name the file
         raise ValueError(f"{path}: {error}") from error
+
+
+def weights_sha256(folder: Path) -> str:
+    """SHA-256 of a saved model's weight files (`*.safetensors` of `folder`, in name order): which model a result
+    came from."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(folder).glob("*.safetensors")):
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def write_json_atomic(path: Path, data) -> None:

@@ -36,7 +36,6 @@ and every summary with its entities). A finished run is skipped; a `.running` fi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -51,7 +50,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
-    grid_report_main, mean_std, recipe_env, run_once, run_recipe_command, write_json_atomic,
+    grid_report_main, mean_std, recipe_env, run_once, run_recipe_command, weights_sha256, write_json_atomic,
 )
 
 RESULTS = REPO_ROOT / "docs" / "results" / "samsum_faithfulness"
@@ -94,11 +93,7 @@ def judge_identity(judge_dir: Path = JUDGE_DIR) -> dict:
     if not weights_path.is_file():
         raise FileNotFoundError(f"No judge in {judge_dir} (no model.safetensors). Fix: `python "
                                 "benchmarks/samsum_faithfulness.py grid` builds it first (about 15-25 minutes here).")
-    digest = hashlib.sha256()
-    with open(weights_path, "rb") as weights:
-        for chunk in iter(lambda: weights.read(1 << 20), b""):
-            digest.update(chunk)
-    return {"sha256": digest.hexdigest()}
+    return {"sha256": weights_sha256(judge_dir)}
 
 
 def _judge_record(judge_dir: Path, extra_args=()) -> dict:

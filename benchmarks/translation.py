@@ -29,7 +29,6 @@ The warm-ups live in .cache/translation/ (not committed; rebuilt when missing). 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -43,7 +42,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import grid_report_main, mean_std, run_once  # noqa: E402
+from _common import grid_report_main, mean_std, run_once, weights_sha256  # noqa: E402
 
 RESULTS = REPO_ROOT / "docs" / "results" / "multi30k"
 CACHE = REPO_ROOT / ".cache" / "translation"
@@ -90,16 +89,6 @@ def record(arm: str, seed: int, cmd: list[str], output_dir: str, results: dict, 
         "machine": f"{os.cpu_count()} CPU cores, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '1')}",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
-
-
-def weights_sha256(folder: Path) -> str:
-    """SHA-256 of a saved model's weight files: the warm-up an arm started from, checked against the `sft` run's."""
-    digest = hashlib.sha256()
-    for path in sorted(Path(folder).glob("*.safetensors")):
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 @contextlib.contextmanager
