@@ -427,6 +427,19 @@ def load_results(results_dir: Path = RESULTS_DIR) -> dict[str, list[dict]]:
     return by_arm
 
 
+def shared_seeds(by_arm: dict[str, list[dict]]) -> tuple[dict[str, list[dict]], list[str]]:
+    """The runs of the seeds every arm has, and the names of the others: arms are compared on one seed set, so a
+    grid caught half-way through a new seed does not mix 5-seed and 3-seed means in one table."""
+    seed_sets = [{r["config"]["seed"] for r in runs} for runs in by_arm.values()]
+    shared = set.intersection(*seed_sets)
+    if not shared:
+        raise SystemExit("No seed has a run for every arm: finish one seed of every arm "
+                         "(python benchmarks/credit_assignment.py grid --seeds 1) before reporting.")
+    kept = {arm: [r for r in runs if r["config"]["seed"] in shared] for arm, runs in by_arm.items()}
+    left_out = [r["name"] for runs in by_arm.values() for r in runs if r["config"]["seed"] not in shared]
+    return kept, left_out
+
+
 def _mean_std(values: list[float]) -> str:
     return mean_std(values, digits=3)
 
@@ -480,6 +493,7 @@ def report(results_dir: Path = RESULTS_DIR, plot_dir: Path | None = None) -> str
     by_arm = load_results(results_dir)
     if not by_arm:
         raise SystemExit(f"No results in {results_dir}: run the grid first.")
+    by_arm, left_out = shared_seeds(by_arm)
     order = [arm for arm in ARMS if arm in by_arm]
     lines = [
         "| arm | seeds | steps | RM log-odds | RM positive | judge positive | KL to start | distinct-2 | length | "
@@ -518,6 +532,9 @@ def report(results_dir: Path = RESULTS_DIR, plot_dir: Path | None = None) -> str
                          f" / {statistics.fmean(p['kl'] for p in points):.2f}")
         lines.append(f"| {step} | " + " | ".join(cells) + " |")
     lines += equal_kl_table(by_arm, order)
+    if left_out:
+        lines += ["", f"Left out of every table and plot, as not every arm has their seed yet ({len(left_out)} runs): "
+                  f"{', '.join(left_out)}."]
     unseeded = [r["name"] for arm in order for r in by_arm[arm] if r.get("adapter_init") != ADAPTER_INIT_SEEDED]
     if unseeded:
         lines += ["", f"Runs from before the adapter-initialisation seed fix ({len(unseeded)} of "

@@ -102,6 +102,23 @@ def test_report_reads_every_json_and_counts_steps_to_the_baselines_final_score(t
     assert doc.read_text() == f"intro\n{bench.TABLE_BEGIN}\n{table}\n{bench.TABLE_END}\noutro\n"
 
 
+def test_the_report_compares_arms_on_the_seeds_they_all_have(tmp_path):
+    runs = {("sequence_last", 1): 1.0, ("sequence_last", 2): 1.2, ("abc", 1): 1.5, ("abc", 2): 1.3, ("abc", 4): 9.0}
+    for (arm, seed), final in runs.items():
+        result = fake_result(arm, seed, [(50, final), (100, final)])
+        result["adapter_init"] = bench.ADAPTER_INIT_SEEDED
+        (tmp_path / f"{arm}_seed{seed}.json").write_text(json.dumps(result))
+    table = bench.report(tmp_path)
+    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()}
+    assert rows["abc"].startswith("| abc | 1,2 | 100 | 1.400 ± 0.141 |"), rows["abc"]  # seed 4 is not in the mean
+    assert table.splitlines()[-1] == "Left out of every table and plot, as not every arm has their seed yet (1 runs): abc_seed4."
+    (tmp_path / "sequence_last_seed1.json").unlink()
+    (tmp_path / "sequence_last_seed2.json").unlink()
+    (tmp_path / "sequence_last_seed3.json").write_text(json.dumps(fake_result("sequence_last", 3, [(100, 1.0)])))
+    with pytest.raises(SystemExit, match="No seed has a run for every arm"):
+        bench.report(tmp_path)
+
+
 def test_a_finished_or_running_run_is_skipped(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(bench, "train_one", lambda config: calls.append(config.name) or {"name": config.name})
