@@ -328,7 +328,9 @@ def train_one(config: CreditConfig) -> dict:
     from transformers import set_seed
 
     torch.set_num_threads(config.num_threads)
-    set_seed(config.seed)  # LoRA's A matrices are drawn when the trainer wraps the model (TRL's GRPOTrainer too)
+    # LoRA's A matrices are drawn when a trainer wraps the model; this library's trainer (since the seed fix) and TRL
+    # 1.16's GRPOTrainer both seed before that themselves, and seeding here makes it explicit for every arm
+    set_seed(config.seed)
     train_prompts, eval_prompts = make_prompts(config)
     policy, tokenizer = load_policy()
     rm, rm_tokenizer = load_reward_model(attn_implementation="eager")
@@ -533,8 +535,7 @@ def report(results_dir: Path = RESULTS_DIR, plot_dir: Path | None = None) -> str
         lines.append(f"| {step} | " + " | ".join(cells) + " |")
     lines += equal_kl_table(by_arm, order)
     if left_out:
-        lines += ["", f"Left out of every table and plot, as not every arm has their seed yet ({len(left_out)} runs): "
-                  f"{', '.join(left_out)}."]
+        lines += ["", f"Left out of every table and plot, as not every arm has their seed yet: {', '.join(left_out)}."]
     unseeded = [r["name"] for arm in order for r in by_arm[arm] if r.get("adapter_init") != ADAPTER_INIT_SEEDED]
     if unseeded:
         lines += ["", f"Runs from before the adapter-initialisation seed fix ({len(unseeded)} of "

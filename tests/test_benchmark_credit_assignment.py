@@ -111,7 +111,7 @@ def test_the_report_compares_arms_on_the_seeds_they_all_have(tmp_path):
     table = bench.report(tmp_path)
     rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()}
     assert rows["abc"].startswith("| abc | 1,2 | 100 | 1.400 ± 0.141 |"), rows["abc"]  # seed 4 is not in the mean
-    assert table.splitlines()[-1] == "Left out of every table and plot, as not every arm has their seed yet (1 runs): abc_seed4."
+    assert table.splitlines()[-1] == "Left out of every table and plot, as not every arm has their seed yet: abc_seed4."
     (tmp_path / "sequence_last_seed1.json").unlink()
     (tmp_path / "sequence_last_seed2.json").unlink()
     (tmp_path / "sequence_last_seed3.json").write_text(json.dumps(fake_result("sequence_last", 3, [(100, 1.0)])))
