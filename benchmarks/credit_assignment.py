@@ -491,6 +491,39 @@ def equal_kl_table(by_arm: dict, order: list[str]) -> list[str]:
     return lines
 
 
+def versus(baseline: list[float], other: list[float]) -> str:
+    """`other`'s mean minus `baseline`'s, called ahead or behind when the difference exceeds the larger of the two
+    standard deviations over seeds (the reading's rule), level otherwise."""
+    if len(baseline) < 2 or len(other) < 2:
+        return "n/a (under 2 seeds)"
+    diff = statistics.fmean(other) - statistics.fmean(baseline)
+    verdict = "level" if abs(diff) <= max(statistics.stdev(baseline), statistics.stdev(other)) else (
+        "ahead" if diff > 0 else "behind")
+    return f"{diff:+.3f} {verdict}"
+
+
+def versus_table(by_arm: dict, order: list[str], baseline: str = "sequence_last") -> list[str]:
+    """Each arm against `baseline` in held-out reward-model log-odds, at every evaluation step and at every KL level
+    of the equal-KL table: the ahead / behind / level calls the reading makes, computed."""
+    others = [arm for arm in order if arm != baseline]
+    if baseline not in by_arm or not others:
+        return []
+    lines = ["", f"Against `{baseline}`: difference of the mean held-out reward-model log-odds, called ahead or behind "
+             "when it exceeds the larger of the two standard deviations over seeds, level otherwise", "",
+             "| at | " + " | ".join(f"`{arm}`" for arm in others) + " |", "|---|" + "---|" * len(others)]
+    steps = [p["step"] for p in by_arm[baseline][0]["curve"]][1:]
+    for i, step in enumerate(steps, start=1):
+        base = [r["curve"][i]["rm_score"] for r in by_arm[baseline]]
+        cells = [versus(base, [r["curve"][i]["rm_score"] for r in by_arm[arm]]) for arm in others]
+        lines.append(f"| step {step} | " + " | ".join(cells) + " |")
+    for level in EQUAL_KL_LEVELS:
+        def reached(arm):
+            return [v for v in (value_at_kl(r["curve"], level) for r in by_arm[arm]) if v is not None]
+        base = reached(baseline)
+        lines.append(f"| KL {level:g} | " + " | ".join(versus(base, reached(arm)) for arm in others) + " |")
+    return lines
+
+
 def report(results_dir: Path = RESULTS_DIR, plot_dir: Path | None = None) -> str:
     by_arm = load_results(results_dir)
     if not by_arm:
@@ -534,6 +567,7 @@ def report(results_dir: Path = RESULTS_DIR, plot_dir: Path | None = None) -> str
                          f" / {statistics.fmean(p['kl'] for p in points):.2f}")
         lines.append(f"| {step} | " + " | ".join(cells) + " |")
     lines += equal_kl_table(by_arm, order)
+    lines += versus_table(by_arm, order)
     if left_out:
         lines += ["", f"Left out of every table and plot, as not every arm has their seed yet: {', '.join(left_out)}."]
     unseeded = [r["name"] for arm in order for r in by_arm[arm] if r.get("adapter_init") != ADAPTER_INIT_SEEDED]

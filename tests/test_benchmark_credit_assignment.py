@@ -159,6 +159,23 @@ def test_value_at_kl_interpolates_between_evaluations_and_the_report_compares_ar
     assert rows["6"] == "| 6 | not reached | 0.800 / 0.500 |", rows["6"]  # sequence_last ends at KL 5
 
 
+def test_versus_calls_ahead_or_behind_only_beyond_the_larger_std_and_the_report_tabulates_it(tmp_path):
+    assert bench.versus([1.0, 1.2], [1.5, 1.3]) == "+0.300 ahead"  # stds 0.141 and 0.141
+    assert bench.versus([1.0, 1.2], [1.0, 1.6]) == "+0.200 level"  # the other arm's std, 0.424, is the larger
+    assert bench.versus([1.0, 1.2], [0.7, 0.8]) == "-0.350 behind"
+    assert bench.versus([1.0], [2.0, 2.1]).startswith("n/a")
+    runs = {("sequence_last", 1): [(50, 1.0), (100, 2.0)], ("sequence_last", 2): [(50, 1.2), (100, 2.2)],
+            ("shaping", 1): [(50, 1.5), (100, 2.0)], ("shaping", 2): [(50, 1.3), (100, 2.3)]}
+    for (arm, seed), finals in runs.items():
+        result = fake_result(arm, seed, finals)
+        result["adapter_init"] = bench.ADAPTER_INIT_SEEDED
+        (tmp_path / f"{arm}_seed{seed}.json").write_text(json.dumps(result))
+    rows = {line.split(" | ")[0].strip("| "): line for line in bench.report(tmp_path).splitlines()}
+    assert rows["step 50"] == "| step 50 | +0.300 ahead |" and rows["step 100"] == "| step 100 | +0.050 level |"
+    # KL is 0.1 * step in both arms, so at KL 10 (step 100) the comparison is step 100's
+    assert rows["KL 10"] == "| KL 10 | +0.050 level |" and rows["KL 6"] == "| KL 6 | +0.250 ahead |"  # at step 60
+
+
 def test_grid_reruns_only_the_runs_from_before_the_seed_fix_when_asked(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(bench, "train_one", lambda config: calls.append(config.name) or
