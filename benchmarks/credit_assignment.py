@@ -469,6 +469,11 @@ def value_at_kl(curve: list[dict], kl: float, metric: str = "rm_score") -> float
     return None
 
 
+def at_kl(runs: list[dict], kl: float, metric: str = "rm_score") -> list[float]:
+    """`value_at_kl` of each run that gets as far as `kl` (the others are left out)."""
+    return [v for v in (value_at_kl(r["curve"], kl, metric) for r in runs) if v is not None]
+
+
 EQUAL_KL_LEVELS = (1.0, 3.0, 6.0, 10.0)
 """KL levels (nats per completion) of the equal-KL table: within the range every arm crosses."""
 
@@ -482,8 +487,7 @@ def equal_kl_table(by_arm: dict, order: list[str]) -> list[str]:
     for level in EQUAL_KL_LEVELS:
         cells = []
         for arm in order:
-            scores = [v for v in (value_at_kl(r["curve"], level) for r in by_arm[arm]) if v is not None]
-            judged = [v for v in (value_at_kl(r["curve"], level, "judge_positive") for r in by_arm[arm]) if v is not None]
+            scores, judged = at_kl(by_arm[arm], level), at_kl(by_arm[arm], level, "judge_positive")
             missing = len(by_arm[arm]) - len(scores)
             cell = f"{_mean_std(scores)} / {statistics.fmean(judged):.3f}" if scores else "not reached"
             cells.append(cell + (f" ({missing} seed(s) not reached)" if scores and missing else ""))
@@ -517,10 +521,8 @@ def versus_table(by_arm: dict, order: list[str], baseline: str = "sequence_last"
         cells = [versus(base, [r["curve"][i]["rm_score"] for r in by_arm[arm]]) for arm in others]
         lines.append(f"| step {step} | " + " | ".join(cells) + " |")
     for level in EQUAL_KL_LEVELS:
-        def reached(arm):
-            return [v for v in (value_at_kl(r["curve"], level) for r in by_arm[arm]) if v is not None]
-        base = reached(baseline)
-        lines.append(f"| KL {level:g} | " + " | ".join(versus(base, reached(arm)) for arm in others) + " |")
+        base = at_kl(by_arm[baseline], level)
+        lines.append(f"| KL {level:g} | " + " | ".join(versus(base, at_kl(by_arm[arm], level)) for arm in others) + " |")
     return lines
 
 
